@@ -1,0 +1,35 @@
+"""Build the Cython core.  A compiler failure fails the build: there is no silent
+pure-Python fallback (set FASTDICOM_PURE_PYTHON=1 at run time to choose the twin)."""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("FASTDICOM_DEBUG") == "1"
+sanitize = os.environ.get("FASTDICOM_SANITIZE") == "1"
+
+cflags = ["-O0", "-g"] if debug else ["-O3"]
+ldflags = []
+if sanitize:
+    cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+    ldflags += ["-fsanitize=address,undefined"]
+
+directives = {
+    "language_level": "3",
+    "boundscheck": debug,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": debug,
+    "embedsignature": True,
+}
+if debug:
+    directives["linetrace"] = True
+
+ext = Extension(
+    "fastdicom._core",
+    ["src/fastdicom/_core.pyx"],
+    extra_compile_args=cflags + ["-Wno-unused-function"],
+    extra_link_args=ldflags,
+)
+
+setup(ext_modules=cythonize([ext], compiler_directives=directives, annotate=debug))
