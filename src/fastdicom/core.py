@@ -1,9 +1,9 @@
 """Selects the core implementation.
 
 The compiled core (``_core``, from ``_core.pyx``) is the default.  Set
-``FASTDICOM_PURE_PYTHON=1`` to use the pure-Python twin (``_pycore``) instead.
-There is no silent fallback: if the compiled core is missing, importing this
-module fails and says how to build it.
+``FASTDICOM_PURE_PYTHON=1`` to use the pure-Python twins (``_pycore`` and
+``_pytagwalk``) instead.  There is no silent fallback: if the compiled core is
+missing, importing this module fails and says how to build it.
 """
 
 import os
@@ -12,6 +12,7 @@ PURE_PYTHON = os.environ.get("FASTDICOM_PURE_PYTHON", "") not in ("", "0")
 
 if PURE_PYTHON:
     from . import _pycore as impl
+    from ._pytagwalk import walk_dataset
 else:
     try:
         from . import _core as impl
@@ -20,8 +21,8 @@ else:
             "fastdicom's compiled core (fastdicom._core) is not built: reinstall with "
             "'pip install .' (needs a C compiler), or set FASTDICOM_PURE_PYTHON=1 to "
             "use the slower pure-Python core") from exc
+    walk_dataset = impl.walk_dataset
 
 Engine = impl.Engine
 CaptureFormatError = impl.CaptureFormatError
 IMPLEMENTATION = impl.IMPLEMENTATION
-walk_dataset = getattr(impl, "walk_dataset", None)
