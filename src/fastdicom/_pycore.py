@@ -28,6 +28,7 @@ from __future__ import annotations
 import socket
 from collections import OrderedDict, deque
 
+from .errors import CaptureFormatError
 from .events import *  # noqa: F401,F403  (event kinds, flags, expert codes)
 from .events import (
     ATTEMPT_NO_DATA, ATTEMPT_REFUSED, ATTEMPT_UNANSWERED, END_EOF, END_EVICTED,
@@ -71,10 +72,6 @@ TH_FIN, TH_SYN, TH_RST, TH_ACK = 0x01, 0x02, 0x04, 0x10
 
 # capture formats
 FMT_UNKNOWN, FMT_PCAP, FMT_PCAPNG = 0, 1, 2
-
-
-class CaptureFormatError(Exception):
-    """The input is not a pcap or pcapng capture."""
 
 
 def _u16be(b, p):
