@@ -542,8 +542,7 @@ class Engine:
                 if not eof:
                     self._pos = q
                     return False
-                # nothing good until the end
-                self.counters["damaged_records"] += 1
+                # nothing good until the end (already counted when the damage was found)
                 self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, n - (self._damage_at - self._foff))
                 self._pos = n
                 self._damaged = False
@@ -722,7 +721,9 @@ class Engine:
             ns = t * 10 ** (9 - v)
         else:
             ns = t // 10 ** (v - 9)
-        return ns + tsoff * 1000000000
+        # nanoseconds as a signed 64-bit count, as in _core.pyx: saturate what a
+        # hostile resolution or offset pushes past it (beyond the year 2262)
+        return min(max(ns + tsoff * 1000000000, -(1 << 63)), (1 << 63) - 1)
 
     # ------------------------------------------------ link, IP, TCP headers
     def _record(self, linktype, ts, data, wirelen) -> None:
@@ -1037,6 +1038,13 @@ class Engine:
 
     def _insert(self, fl, side, d, off, data, true_len, frame, ts):
         """Place a segment's bytes at stream offset ``off``; first copy wins."""
+        # a loop, not recursion: one segment may span thousands of held segments
+        more = (off, data, true_len)
+        while more:
+            more = self._insert_step(fl, side, d, *more, frame, ts)
+
+    def _insert_step(self, fl, side, d, off, data, true_len, frame, ts):
+        """One step of ``_insert``: returns ``(off, data, true_len)`` still to place, or None."""
         cap = len(data)
         if off + true_len <= d.offset:
             d.retrans += 1
@@ -1056,8 +1064,7 @@ class Engine:
                 self._deliver(fl, side, d, data[:lim], frame, ts)
             self._drain(fl, side, d)
             if lim < cap:
-                self._insert(fl, side, d, off + lim, data[lim:], true_len - lim, frame, ts)
-                return
+                return off + lim, data[lim:], true_len - lim
         else:
             # split the new data into the holes between held segments
             end = off + cap
@@ -1092,8 +1099,7 @@ class Engine:
                     # positions moved: place the segment again
                     d.ooo_count -= 1
                     self.counters["ooo_segments"] -= 1
-                    self._insert(fl, side, d, off, data, true_len, frame, ts)
-                    return
+                    return off, data, true_len
             for p_off, p_data in pieces:
                 self._ooo_add(d, p_off, bytes(p_data), frame, ts)
             if len(d.ooo) > MAX_OOO_SEGMENTS:
