@@ -1,0 +1,220 @@
+"""The I/O edge: read capture files (or standard input), feed the core, and
+pass its events to the decoder.  Everything else is sans-IO.
+
+Regular uncompressed files are memory-mapped and fed in zero-copy slices;
+gzip input is recognised by its content (not its name) and inflated as a
+stream; ``-`` reads standard input as it arrives, so a live
+``tcpdump -w - | fastdicom ...`` works.  Memory stays flat: at most one chunk
+of input and one batch of events are alive at a time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import mmap
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from . import core
+from .decoder import Decoder
+from .errors import CaptureFormatError, FastDicomError
+
+CHUNK = 4 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CaptureReadError(FastDicomError):
+    """A capture file could not be opened or read."""
+
+
+@dataclass
+class EngineOptions:
+    """Core options shared by every command (see ``_pycore.Engine``)."""
+
+    ports: tuple = (104, 11112)
+    heuristic: bool = True
+    data_limit: int = 65536
+    ooo_budget: int = 64 << 20
+    max_flows: int = 100_000
+    max_pdu: int = 0xFFFFFFFF
+    max_assoc_pdu: int = 1 << 20
+
+    def engine(self, partition=(0, 1)):
+        return core.Engine(ports=self.ports, heuristic=self.heuristic, data_limit=self.data_limit,
+                           ooo_budget=self.ooo_budget, max_flows=self.max_flows,
+                           max_pdu=self.max_pdu, max_assoc_pdu=self.max_assoc_pdu,
+                           partition=partition)
+
+
+@dataclass
+class CaptureInfo:
+    """Facts about one input capture."""
+
+    name: str
+    size: int | None = None  # bytes on disk (None: a stream)
+    read_bytes: int = 0  # bytes of (decompressed) capture data consumed
+    compressed: bool = False
+    seconds: float = 0.0
+    stats: dict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "size": self.size, "bytes": self.read_bytes,
+                "gzip": self.compressed, "seconds": round(self.seconds, 6),
+                "error": self.error, "stats": self.stats}
+
+
+def parse_ports(spec: str) -> tuple:
+    """``"104, 11112 2761-2762"`` -> (104, 2761, 2762, 11112).  Raises ValueError."""
+    out = set()
+    for part in spec.replace(",", " ").split():
+        if "-" in part:
+            lo, _, hi = part.partition("-")
+            a, b = int(lo), int(hi)
+            if not (0 < a <= b <= 65535):
+                raise ValueError(f"bad port range {part!r}")
+            if b - a > 65535:
+                raise ValueError(f"bad port range {part!r}")
+            out.update(range(a, b + 1))
+        else:
+            p = int(part)
+            if not 0 < p <= 65535:
+                raise ValueError(f"bad port {part!r}")
+            out.add(p)
+    if not out:
+        raise ValueError("no ports given")
+    return tuple(sorted(out))
+
+
+def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK):
+    """Yield the capture's bytes in chunks (memoryviews of an mmap when possible)."""
+    if name == "-":
+        raw = sys.stdin.buffer
+        yield from _stream_chunks(raw, info, chunk)
+        return
+    try:
+        f = open(name, "rb")
+    except OSError as exc:
+        raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+    with f:
+        try:
+            st = os.fstat(f.fileno())
+            info.size = st.st_size
+            head = f.read(2)
+        except OSError as exc:
+            raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+        if head == GZIP_MAGIC or not os.path.isfile(name) or info.size == 0:
+            f.seek(0)
+            yield from _stream_chunks(f, info, chunk)
+            return
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            f.seek(0)
+            yield from _stream_chunks(f, info, chunk)
+            return
+        try:
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        except (AttributeError, OSError):
+            pass
+        view = memoryview(mm)
+        try:
+            n = len(mm)
+            for off in range(0, n, chunk):
+                part = view[off:off + chunk]
+                info.read_bytes += len(part)
+                try:
+                    yield part
+                finally:
+                    part.release()
+        finally:
+            view.release()
+            mm.close()
+
+
+def _stream_chunks(raw, info: CaptureInfo, chunk: int):
+    """Chunks from a non-seekable stream, inflating gzip when the content says so."""
+    head = _read_some(raw, 2)
+    if head[:2] == GZIP_MAGIC:
+        info.compressed = True
+        src = gzip.GzipFile(fileobj=_Prepend(head, raw))
+    else:
+        if head:
+            info.read_bytes += len(head)
+            yield head
+        src = raw
+    while True:
+        try:
+            b = src.read1(chunk) if hasattr(src, "read1") else src.read(chunk)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise CaptureReadError(f"{info.name}: damaged gzip data ({exc})") from None
+        if not b:
+            return
+        info.read_bytes += len(b)
+        yield b
+
+
+def _read_some(raw, n):
+    out = b""
+    while len(out) < n:
+        b = raw.read(n - len(out))
+        if not b:
+            break
+        out += b
+    return out
+
+
+class _Prepend:
+    """A file-like object that replays ``head`` before reading ``raw``."""
+
+    def __init__(self, head, raw):
+        self.head = head
+        self.raw = raw
+
+    def read(self, n=-1):
+        if self.head:
+            if n is None or n < 0:
+                b = self.head + self.raw.read()
+                self.head = b""
+                return b
+            b = self.head[:n]
+            self.head = self.head[n:]
+            return b
+        return self.raw.read(n)
+
+    def readable(self):
+        return True
+
+
+def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=None,
+        partition=(0, 1)) -> list[CaptureInfo]:
+    """Analyse each capture in turn into ``decoder``.  Raises CaptureReadError
+    (unreadable file) or CaptureFormatError (not a capture)."""
+    options = options or EngineOptions()
+    infos = []
+    for k, name in enumerate(names):
+        info = CaptureInfo(name)
+        infos.append(info)
+        decoder.begin_capture(k, name)
+        engine = options.engine(partition)
+        t0 = time.perf_counter()
+        feed = engine.feed
+        pop = engine.pop_events
+        dfeed = decoder.feed
+        try:
+            for part in _chunks(name, info):
+                feed(part)
+                dfeed(pop())
+                if progress is not None:
+                    progress(info)
+            engine.finish()
+        except CaptureFormatError as exc:
+            raise CaptureFormatError(f"{name}: {exc}") from None
+        dfeed(pop())
+        info.seconds = time.perf_counter() - t0
+        info.stats = engine.stats()
+        decoder.end_capture(info)
+    decoder.finish()
+    return infos

@@ -1,0 +1,636 @@
+"""From core events to associations, DIMSE messages and operations.
+
+The decoder is the thin Python layer between the core (bytes to PDUs) and
+the sinks (summary, export, pdus, show, analyses).  It is sans-IO too: it
+takes lists of core events (``feed``) and calls the sinks.  A sink is any
+object with some of these methods; the decoder only calls what exists::
+
+    on_association_start(assoc)         on_association_end(assoc)
+    on_pdu(record)                      (only when the decoder keeps PDU records)
+    on_command(message)                 a command set is complete
+    on_transfer_start(transfer)         a data set begins
+    on_data(transfer, offset, data)     data set bytes, in order, as they arrive
+    on_transfer_end(transfer)           a data set ended (complete or not)
+    on_operation(op)                    an operation got its final response, or never will
+    on_expert(info)                     an expert info
+    on_tcp_attempt(attempt)             a connection that never carried data
+    on_end(decoder)                     all input consumed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import events as E
+from . import expert as X
+from . import pdu as P
+from . import status as ST
+from .association import (
+    ABORTED, ACCEPTOR, AWAITING_AC, ENDED, IDLE, RELEASED, REJECTED, REQUESTOR, Association,
+)
+from .dimse import DataSetTransfer, MessageAssembler, Operation
+
+END_TEXT = {
+    E.END_FIN: "the connection was closed",
+    E.END_RST: "the connection was reset",
+    E.END_IDLE: "the connection went idle",
+    E.END_EOF: "the capture ended",
+    E.END_EVICTED: "the connection was evicted from the connection table",
+    E.END_REUSED: "a new connection reused the same ports",
+}
+ATTEMPT_TEXT = {
+    E.ATTEMPT_UNANSWERED: "SYN never answered",
+    E.ATTEMPT_REFUSED: "connection refused (RST)",
+    E.ATTEMPT_NO_DATA: "connected, closed without data",
+}
+
+
+@dataclass
+class Flow:
+    """A TCP connection recognised as DICOM."""
+
+    id: int
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    time: int
+    frame: int
+    syn_time: int
+    synack_time: int
+    ack_time: int
+    association: Association | None = None
+    associations: list = field(default_factory=list)
+    end_reason: int | None = None
+    end_time: int | None = None
+    tcp: tuple | None = None  # EV_FLOW_END stats
+
+    @property
+    def client(self) -> str:
+        return _endpoint(self.client_ip, self.client_port)
+
+    @property
+    def server(self) -> str:
+        return _endpoint(self.server_ip, self.server_port)
+
+    def src(self, direction: int) -> str:
+        return self.client if direction == 0 else self.server
+
+    def dst(self, direction: int) -> str:
+        return self.server if direction == 0 else self.client
+
+    @property
+    def handshake_rtt(self) -> float | None:
+        """SYN to ACK of the three-way handshake, seconds (the tap's view)."""
+        if self.syn_time >= 0 and self.ack_time >= 0:
+            return (self.ack_time - self.syn_time) / 1e9
+        return None
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+@dataclass
+class TcpAttempt:
+    frame: int
+    time: int
+    client: str
+    server: str
+    server_ip: str
+    server_port: int
+    outcome: int
+
+    @property
+    def outcome_text(self) -> str:
+        return ATTEMPT_TEXT.get(self.outcome, "?")
+
+
+@dataclass
+class PdvInfo:
+    context_id: int
+    control: int
+    length: int  # PDV item length (value + 2)
+    data: bytearray | None = None  # the fragment, when the decoder keeps PDV data
+    command: object = None  # Command completed by this PDV
+    transfer: DataSetTransfer | None = None  # data set this fragment belongs to
+    last_data: bool = False  # completed a data set
+
+    @property
+    def is_command(self) -> bool:
+        return bool(self.control & 1)
+
+    @property
+    def is_last(self) -> bool:
+        return bool(self.control & 2)
+
+
+@dataclass
+class PduRecord:
+    """One PDU with where and when it crossed the wire."""
+
+    index: int
+    flow: Flow
+    association: Association | None
+    direction: int
+    type: int
+    length: int
+    frame_first: int
+    frame_last: int
+    time_first: int
+    time_last: int
+    truncated: bool = False
+    body: bytes | None = None  # non-P-DATA PDUs
+    decoded: object = None  # AAssociate / AAssociateRJ / AAbort
+    pdvs: list = field(default_factory=list)
+
+    @property
+    def src(self) -> str:
+        return self.flow.src(self.direction)
+
+    @property
+    def dst(self) -> str:
+        return self.flow.dst(self.direction)
+
+    @property
+    def name(self) -> str:
+        return X.pdu_name(self.type)
+
+
+class Decoder:
+    """Consumes core events; keeps associations, operations, objects, expert info."""
+
+    MAX_EXPERT = 200_000
+    MAX_ATTEMPTS = 10_000
+
+    def __init__(self, sinks=(), *, head_limit: int = 65536, hash_data: bool = True,
+                 keep_pdus: bool = False, keep_pdv_data: bool = False, keep_objects: bool = True):
+        self.sinks = list(sinks)
+        self.head_limit = head_limit
+        self.hash_data = hash_data
+        self.keep_pdus = keep_pdus
+        self.keep_pdv_data = keep_pdv_data
+        self.keep_objects = keep_objects
+        self.flows: dict[int, Flow] = {}
+        self.capture_index = 0
+        self.capture_name = None
+        self.captures = []
+        self.associations: list[Association] = []
+        self.objects: list[DataSetTransfer] = []
+        self.expert: list[X.ExpertInfo] = []
+        self.expert_dropped = 0
+        self.attempts: list[TcpAttempt] = []
+        self.attempts_dropped = 0
+        self.first_time = None
+        self.last_time = None
+        self.pdu_count = 0
+        self.operation_count = 0
+        self.transfer_count = 0
+        self._open_pdata = {}  # (flow, direction) -> PduRecord or True
+        self._cur_pdvs = None  # list of PdvInfo of the P-DATA being decoded
+        self._cur_pdv = None
+        self._hooks = {}
+        for name in ("on_association_start", "on_association_end", "on_pdu", "on_command",
+                     "on_transfer_start", "on_data", "on_transfer_end", "on_operation",
+                     "on_expert", "on_tcp_attempt", "on_end"):
+            self._hooks[name] = [getattr(s, name) for s in self.sinks if hasattr(s, name)]
+        self._want_data = bool(self._hooks["on_data"])
+        self._dispatch = {
+            E.EV_FLOW: self._ev_flow, E.EV_PDU: self._ev_pdu, E.EV_PDATA: self._ev_pdata,
+            E.EV_GAP: self._ev_gap, E.EV_EXPERT: self._ev_expert,
+            E.EV_FLOW_END: self._ev_flow_end, E.EV_TCP_ATTEMPT: self._ev_attempt,
+        }
+
+    # ------------------------------------------------------------------ API
+    def begin_capture(self, index: int, name: str) -> None:
+        """Connections and frame numbers are per capture file."""
+        self.capture_index = index
+        self.capture_name = name
+        self.flows = {}
+
+    def end_capture(self, info) -> None:
+        self.captures.append(info)
+        for fl in self.flows.values():
+            a = fl.association
+            if a is not None and a.end_time is None:
+                self._finalize(a, END_TEXT[E.END_EOF], self.last_time, None)
+
+    def feed(self, events) -> None:
+        d = self._dispatch
+        for ev in events:
+            d[ev[0]](ev)
+
+    def finish(self) -> None:
+        for fl in self.flows.values():
+            a = fl.association
+            if a is not None and a.end_time is None:
+                self._finalize(a, END_TEXT[E.END_EOF], self.last_time, None)
+        for h in self._hooks["on_end"]:
+            h(self)
+
+    # -------------------------------------------------------------- helpers
+    def _call(self, hook, *args):
+        for h in self._hooks[hook]:
+            h(*args)
+
+    def report(self, expert_id: str, /, *, time=None, frame=None, association=None, **kw):
+        self._add_expert(X.make(expert_id, time=time, frame=frame,
+                                association=None if association is None else association.id, **kw))
+
+    def _add_expert(self, info: X.ExpertInfo):
+        if len(self.expert) < self.MAX_EXPERT:
+            self.expert.append(info)
+        else:
+            self.expert_dropped += 1
+        for h in self._hooks["on_expert"]:
+            h(info)
+
+    def _problems(self, problems, assoc, time, frame):
+        for expert_id, kw in problems:
+            self.report(expert_id, time=time, frame=frame, association=assoc, **kw)
+
+    def _tick(self, t):
+        if self.first_time is None or t < self.first_time:
+            self.first_time = t
+        if self.last_time is None or t > self.last_time:
+            self.last_time = t
+
+    def _association(self, fl: Flow, time: int, frame: int, new: bool = False) -> Association:
+        a = fl.association
+        if a is None or new:
+            a = Association(len(self.associations), fl, time, frame)
+            a.capture = self.capture_name
+            fl.association = a
+            fl.associations.append(a)
+            self.associations.append(a)
+            a.assemblers = (MessageAssembler(a, 0, self, self.head_limit, self.hash_data),
+                            MessageAssembler(a, 1, self, self.head_limit, self.hash_data))
+            self._call("on_association_start", a)
+        return a
+
+    # --------------------------------------------------------------- events
+    def _ev_flow(self, ev):
+        _, fid, frame, ts, cip, cport, sip, sport, syn, synack, ack = ev
+        self.flows[fid] = Flow(fid, cip, cport, sip, sport, ts, frame, syn, synack, ack)
+        self._tick(ts)
+
+    def _ev_pdu(self, ev):
+        _, fid, direction, t, length, off, f0, f1, t0, t1, body, flags = ev
+        fl = self.flows[fid]
+        self._tick(t1)
+        self.pdu_count += 1
+        a = fl.association
+        if a is None or (t == 1 and a.state in ENDED):
+            a = self._association(fl, t0, f0, new=a is not None)
+        a.bytes[direction] += length + 6
+        a.pdus[direction] += 1
+        sender = REQUESTOR if direction == 0 else ACCEPTOR
+        state_before = a.state
+        problem = a.transition(t, sender)
+        decoded = None
+        truncated = bool(flags & E.PF_TRUNCATED)
+        if t in (1, 2):
+            decoded = P.decode_associate(body, t == 1)
+            self._problems(decoded.problems, a, t1, f1)
+            if t == 1:
+                if a.rq is None:
+                    a.apply_rq(decoded, t0)
+                    self._check_rq(a, decoded, t1, f1)
+            elif a.ac is None:
+                a.apply_ac(decoded, t0)
+                self._check_ac(a, decoded, t1, f1)
+        elif t == 3:
+            decoded = P.decode_reject(body)
+            self._problems(decoded.problems, a, t1, f1)
+            if a.rj is None:
+                a.rj = decoded
+                a.rj_time = t0
+            self.report("dicom.assoc.reject", time=t1, frame=f1, association=a,
+                        result=decoded.result_text, source=decoded.source_text,
+                        reason=decoded.reason_text)
+        elif t == 5:
+            if a.release_rq_time is None:
+                a.release_rq_time = t0
+        elif t == 6:
+            if a.release_rp_time is None:
+                a.release_rp_time = t0
+        elif t == 7:
+            decoded = P.decode_abort(body)
+            self._problems(decoded.problems, a, t1, f1)
+            if a.abort is None:
+                a.abort = decoded
+                a.abort_by = direction
+                a.abort_time = t0
+                a.abort_frame = f1
+            who = "requestor" if direction == 0 else "acceptor"
+            self.report("dicom.assoc.abort", time=t1, frame=f1, association=a,
+                        source=f"{decoded.by} ({who})", reason=decoded.reason_text)
+        if problem is not None:
+            self.report("dicom.assoc.state", time=t1, frame=f1, association=a, pdu=X.pdu_name(t),
+                        state=problem[0], why=problem[1])
+        if self.keep_pdus:
+            rec = PduRecord(self.pdu_count, fl, a, direction, t, length, f0, f1, t0, t1,
+                            truncated, body, decoded)
+            self._call("on_pdu", rec)
+        if a.state in ENDED and state_before not in ENDED:
+            why = {RELEASED: "the association was released", ABORTED: "it was cut by an A-ABORT",
+                   REJECTED: "the association was rejected"}[a.state]
+            self._finalize(a, why, t1, f1)
+
+    def _check_rq(self, a, rq, time, frame):
+        for which, raw in (("called", rq.called_ae_raw), ("calling", rq.calling_ae_raw)):
+            why = P.ae_problem(raw)
+            if why:
+                self.report("dicom.ae.unusual", time=time, frame=frame, association=a,
+                            which=which, ae=raw.decode("latin-1"), why=why)
+        if rq.application_context and rq.application_context != P.DICOM_APPLICATION_CONTEXT:
+            self.report("dicom.assoc.actx", time=time, frame=frame, association=a,
+                        uid=rq.application_context)
+
+    def _check_ac(self, a, ac, time, frame):
+        """One ``dicom.pctx.rejected`` per rejection reason, naming the contexts."""
+        from .uids import uid_name
+        by_reason = {}
+        for pc in ac.contexts_ac:
+            if pc.result != 0:
+                ctx = a.contexts.get(pc.id)
+                abs_uid = ctx.abstract_syntax if ctx else None
+                name = uid_name(abs_uid) or abs_uid or "abstract syntax unknown"
+                by_reason.setdefault(pc.result_text, []).append(f"{pc.id} ({name})")
+        for reason, items in by_reason.items():
+            shown = ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+            self.report("dicom.pctx.rejected", time=time, frame=frame, association=a,
+                        count=len(items), contexts=shown, reason=reason)
+
+    def _ev_pdata(self, ev):
+        _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags = ev
+        fl = self.flows[fid]
+        self._tick(t1)
+        key = (fid, direction)
+        rec = self._open_pdata.get(key)
+        a = fl.association
+        if rec is None:
+            # first event of this PDU
+            if a is None:
+                a = self._association(fl, t0, f0)
+            self.pdu_count += 1
+            a.bytes[direction] += length + 6
+            a.pdus[direction] += 1
+            sender = REQUESTOR if direction == 0 else ACCEPTOR
+            state_before = a.state
+            problem = a.transition(4, sender)
+            if state_before == IDLE:
+                self.report("dicom.assoc.unknown_start", time=t0, frame=f0, association=a)
+            elif problem is not None:
+                self.report("dicom.assoc.state", time=t1, frame=f1, association=a,
+                            pdu="P-DATA-TF", state=problem[0], why=problem[1])
+            if self.keep_pdus:
+                rec = PduRecord(self.pdu_count, fl, a, direction, 4, length, f0, f1, t0, t1)
+            else:
+                rec = True
+            self._open_pdata[key] = rec
+        asm = a.assemblers[direction]
+        pdvs = rec.pdvs if rec is not True else None
+        for ctx, mch, pdv_len, offset, plen, data in pieces:
+            if a.ac is not None and ctx not in a.reported_bad_ctx and not (
+                    ctx in a.contexts and a.contexts[ctx].accepted):
+                a.reported_bad_ctx.add(ctx)
+                why = ("it was rejected" if ctx in a.contexts else "it was not negotiated")
+                self.report("dicom.pdv.ctx.invalid", time=t1, frame=f1, association=a, id=ctx, why=why)
+            if pdvs is not None:
+                if offset == 0 or not pdvs:
+                    info = PdvInfo(ctx, mch, pdv_len, bytearray() if self.keep_pdv_data else None)
+                    pdvs.append(info)
+                else:
+                    info = pdvs[-1]
+                if info.data is not None:
+                    info.data += data
+                self._cur_pdv = info
+            asm.piece(ctx, mch, pdv_len, offset, plen, data, f1, t1)
+        self._cur_pdv = None
+        if flags & E.PF_FINAL:
+            del self._open_pdata[key]
+            if flags & E.PF_TRUNCATED:
+                asm.damage("a P-DATA-TF PDU was damaged or cut")
+            if rec is not True:
+                rec.frame_last = f1
+                rec.time_last = t1
+                rec.truncated = bool(flags & E.PF_TRUNCATED)
+                self._call("on_pdu", rec)
+        elif rec is not True:
+            rec.frame_last = f1
+            rec.time_last = t1
+
+    def _ev_gap(self, ev):
+        _, fid, direction, off, size, frame, ts, resumed = ev
+        fl = self.flows[fid]
+        a = fl.association
+        if a is not None:
+            a.gaps += 1
+            if size > 0:
+                a.gap_bytes += size
+            if not resumed:
+                a.assemblers[direction].damage("bytes were lost by the tap")
+        if size >= 0:
+            self.report("tcp.gap", time=ts, frame=frame, association=a, size=size, offset=off)
+        else:
+            self.report("tcp.gap.unknown", time=ts, frame=frame, association=a, offset=off)
+
+    def _ev_expert(self, ev):
+        _, fid, direction, code, frame, ts, off, a1, a2 = ev
+        a = None
+        if fid >= 0:
+            fl = self.flows.get(fid)
+            a = fl.association if fl else None
+        self._add_expert(X.from_core(code, a1, a2, off, time=ts if ts else None, frame=frame,
+                                     association=None if a is None else a.id))
+
+    def _ev_flow_end(self, ev):
+        _, fid, frame, ts, reason, stats = ev
+        fl = self.flows[fid]
+        fl.end_reason = reason
+        fl.end_time = ts
+        fl.tcp = stats
+        a = fl.association
+        if a is not None:
+            a.flow_end_reason = reason
+            if a.end_time is None:
+                self._finalize(a, END_TEXT.get(reason, "the connection ended"), ts, frame)
+
+    def _ev_attempt(self, ev):
+        _, frame, ts, cip, cport, sip, sport, outcome = ev
+        if len(self.attempts) < self.MAX_ATTEMPTS:
+            at = TcpAttempt(frame, ts, _endpoint(cip, cport), _endpoint(sip, sport), sip, sport, outcome)
+            self.attempts.append(at)
+            self._call("on_tcp_attempt", at)
+        else:
+            self.attempts_dropped += 1
+
+    # ---------------------------------------------------- association end
+    def _finalize(self, a: Association, why: str, time, frame):
+        a.end_time = time if time is not None else a.start
+        a.end_frame = frame
+        for asm in a.assemblers:
+            asm.close(f"{why} before its last fragment")
+        for op in list(a.outstanding.values()):
+            self.report("dicom.op.unanswered", time=time, frame=frame, association=a,
+                        command=op.command + "-RQ", message_id=op.message_id)
+            self._call("on_operation", op)
+        a.outstanding.clear()
+        if a.state == AWAITING_AC:
+            self.report("dicom.assoc.no_accept", time=time, frame=frame, association=a)
+        elif a.state not in ENDED:
+            self.report("dicom.assoc.no_release", time=time, frame=frame, association=a, how=why)
+        self._call("on_association_end", a)
+
+    # ------------------------------------------- MessageAssembler handler
+    def transfer_syntax(self, a: Association, ctx_id: int):
+        return a.transfer_syntax(ctx_id)
+
+    def command(self, asm, ctx, cmd, nbytes, f0, t0, f1, t1):
+        a = asm.association
+        direction = asm.direction
+        if self._cur_pdv is not None:
+            self._cur_pdv.command = cmd
+        self._problems(cmd.problems, a, t1, f1)
+        cmd.context_id = ctx
+        cmd.direction = direction
+        cmd.time = t0
+        cmd.frame = f1
+        cmd.operation = None
+        if cmd.field is None:
+            self._call("on_command", cmd)
+            return
+        if cmd.is_cancel:
+            op = a.outstanding.get((direction, cmd.responded_id))
+            if op is not None and op.cancel_time is None:
+                op.cancel_time = t0
+            cmd.operation = op
+        elif cmd.is_response:
+            key = (1 - direction, cmd.responded_id)
+            op = a.outstanding.get(key)
+            if op is None:
+                self.report("dicom.op.unmatched_response", time=t1, frame=f1, association=a,
+                            command=cmd.name, message_id=cmd.responded_id)
+                op = self._new_op(a, cmd, 1 - direction, ctx, cmd.responded_id)
+                op.affected_sop_class_uid = cmd.get("affected_sop_class_uid")
+                op.affected_sop_instance_uid = cmd.get("affected_sop_instance_uid")
+                a.outstanding[key] = op
+            cmd.operation = op
+            op.command_bytes += nbytes
+            status = cmd.status
+            for k in ("remaining", "completed", "failed", "warning"):
+                if k in cmd.elements:
+                    op.counters[k] = cmd.elements[k]
+            if op.first_response_time is None:
+                op.first_response_start = t0
+                op.first_response_time = t1
+            if status is None:
+                self.report("dicom.command.malformed", time=t1, frame=f1, association=a,
+                            why=f"{cmd.name} without a Status (0000,0900)")
+            cls = ST.status_class(status) if status is not None else ST.FAILURE
+            if cls == ST.PENDING:
+                op.pending_responses += 1
+            else:
+                op.status = status
+                op.final = cmd
+                op.response_time = t1
+                op.response_frame = f1
+                op.error_comment = cmd.get("error_comment")
+                del a.outstanding[key]
+                if status is not None and cls != ST.SUCCESS:
+                    comment = f" ({op.error_comment})" if op.error_comment else ""
+                    text = ST.status_text(op.command, status)
+                    id = {ST.WARNING: "dicom.status_msg", ST.CANCEL: "dicom.status.cancel"}.get(
+                        cls, "dicom.status.failure")
+                    self.report(id, time=t1, frame=f1, association=a, command=cmd.name,
+                                status=status, text=text, comment=comment)
+                if not cmd.has_data_set:
+                    self._call("on_operation", op)
+                else:
+                    op.final_waits_data = True
+        else:
+            key = (direction, cmd.message_id)
+            if key in a.outstanding:
+                self.report("dicom.op.duplicate_id", time=t1, frame=f1, association=a,
+                            command=cmd.name, message_id=cmd.message_id)
+            op = self._new_op(a, cmd, direction, ctx, cmd.message_id)
+            op.request = cmd
+            op.affected_sop_class_uid = cmd.get("affected_sop_class_uid") or cmd.get("requested_sop_class_uid")
+            op.affected_sop_instance_uid = (cmd.get("affected_sop_instance_uid")
+                                            or cmd.get("requested_sop_instance_uid"))
+            op.move_destination = cmd.get("move_destination")
+            op.priority = cmd.get("priority")
+            op.request_time = t0
+            op.request_end_time = t1
+            op.request_frame = f0
+            op.command_bytes += nbytes
+            a.outstanding[key] = op
+            cmd.operation = op
+        self._call("on_command", cmd)
+
+    def _new_op(self, a, cmd, direction, ctx, message_id) -> Operation:
+        op = Operation(a, cmd.service, message_id, ctx, direction)
+        op.index = self.operation_count
+        self.operation_count += 1
+        a.operations.append(op)
+        return op
+
+    def transfer_start(self, t: DataSetTransfer):
+        t.index = self.transfer_count
+        self.transfer_count += 1
+        a = t.association
+        a.transfers += 1
+        if self._cur_pdv is not None:
+            self._cur_pdv.transfer = t
+        cmd = t.command
+        op = cmd.operation if cmd is not None else None
+        t.operation = op
+        if op is not None:
+            if cmd.is_response:
+                op.response_datasets.append(t)
+            else:
+                op.request_dataset = t
+        elif cmd is None and a.negotiated:
+            self.report("dicom.message.orphan_data", time=t.time_first, frame=t.frame_first,
+                        association=a, id=t.context_id)
+        self._call("on_transfer_start", t)
+
+    def data(self, t: DataSetTransfer, offset: int, data):
+        if self._want_data:
+            for h in self._hooks["on_data"]:
+                h(t, offset, data)
+
+    def transfer_end(self, t: DataSetTransfer):
+        a = t.association
+        if self._cur_pdv is not None:
+            self._cur_pdv.transfer = t
+            self._cur_pdv.last_data = True
+        op = t.operation
+        cmd = t.command
+        if op is not None:
+            if cmd is not None and cmd.is_response:
+                op.response_dataset_bytes += t.length
+                if op.final_waits_data and op.final is cmd:
+                    op.final_waits_data = False
+                    self._call("on_operation", op)
+            else:
+                op.dataset_bytes += t.length
+                op.request_end_time = t.time_last
+        if not t.complete:
+            why = list(t.incomplete_reasons)
+            if t.started_midway:
+                why.insert(0, "its start was not captured")
+            if t.missing:
+                total = sum(e - s for s, e in t.missing)
+                why.append(f"{total} bytes missing at " + ", ".join(f"{s}-{e}" for s, e in t.missing[:5]))
+            if not t.last_seen and not why:
+                why.append("its last fragment never came")
+            what = (cmd.name + " data set") if cmd is not None else f"data set on context {t.context_id}"
+            self.report("dicom.object.incomplete", time=t.time_last, frame=t.frame_last,
+                        association=a, what=what, why="; ".join(why))
+        if self.keep_objects:
+            self.objects.append(t)
+        self._call("on_transfer_end", t)
+        if not self.keep_pdus:
+            t.head = None  # sinks took what they need; keep memory flat

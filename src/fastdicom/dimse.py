@@ -1,0 +1,460 @@
+"""DIMSE (PS3.7): command sets, messages and operations.
+
+A DIMSE message is a command set, optionally followed by a data set, each
+carried as PDV fragments on one presentation context (PS3.8 Annex E).  The
+message control header of each PDV says whether its fragment belongs to a
+command (bit 0) and whether it is the last one (bit 1).  Command sets are
+always implicit VR little endian (PS3.7 6.3.1)::
+
+    element: group(2, LE) element(2, LE) length(4, LE) value
+
+Assembly is per association, per direction, per context ID, so nothing from
+one message or direction can leak into another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from . import status as st
+
+# PS3.7 E.1-1 / E.2-1: command field values
+COMMAND_FIELDS = {
+    0x0001: "C-STORE-RQ", 0x8001: "C-STORE-RSP",
+    0x0010: "C-GET-RQ", 0x8010: "C-GET-RSP",
+    0x0020: "C-FIND-RQ", 0x8020: "C-FIND-RSP",
+    0x0021: "C-MOVE-RQ", 0x8021: "C-MOVE-RSP",
+    0x0030: "C-ECHO-RQ", 0x8030: "C-ECHO-RSP",
+    0x0100: "N-EVENT-REPORT-RQ", 0x8100: "N-EVENT-REPORT-RSP",
+    0x0110: "N-GET-RQ", 0x8110: "N-GET-RSP",
+    0x0120: "N-SET-RQ", 0x8120: "N-SET-RSP",
+    0x0130: "N-ACTION-RQ", 0x8130: "N-ACTION-RSP",
+    0x0140: "N-CREATE-RQ", 0x8140: "N-CREATE-RSP",
+    0x0150: "N-DELETE-RQ", 0x8150: "N-DELETE-RSP",
+    0x0FFF: "C-CANCEL-RQ",
+}
+
+NO_DATA_SET = 0x0101  # (0000,0800) Command Data Set Type: no data set present
+
+PRIORITIES = {0x0000: "MEDIUM", 0x0001: "HIGH", 0x0002: "LOW"}
+
+# (0000,eeee) elements: attribute name, and how to read the value
+_US, _UL, _UI, _AE, _LO, _AT, _SH = "US", "UL", "UI", "AE", "LO", "AT", "SH"
+COMMAND_ELEMENTS = {
+    0x0000: ("group_length", _UL), 0x0002: ("affected_sop_class_uid", _UI),
+    0x0003: ("requested_sop_class_uid", _UI), 0x0100: ("command_field", _US),
+    0x0110: ("message_id", _US), 0x0120: ("message_id_being_responded_to", _US),
+    0x0600: ("move_destination", _AE), 0x0700: ("priority", _US),
+    0x0800: ("command_data_set_type", _US), 0x0900: ("status", _US),
+    0x0901: ("offending_element", _AT), 0x0902: ("error_comment", _LO),
+    0x0903: ("error_id", _US), 0x1000: ("affected_sop_instance_uid", _UI),
+    0x1001: ("requested_sop_instance_uid", _UI), 0x1002: ("event_type_id", _US),
+    0x1005: ("attribute_identifier_list", _AT), 0x1008: ("action_type_id", _US),
+    0x1020: ("remaining", _US), 0x1021: ("completed", _US), 0x1022: ("failed", _US),
+    0x1023: ("warning", _US), 0x1030: ("move_originator_ae", _AE),
+    0x1031: ("move_originator_message_id", _US),
+}
+
+
+def command_name(field_value: int | None) -> str:
+    if field_value is None:
+        return "Command"
+    return COMMAND_FIELDS.get(field_value, f"Command 0x{field_value:04x}")
+
+
+def service_of(field_value: int | None) -> str:
+    """"C-STORE" for C-STORE-RQ/-RSP; C-CANCEL for C-CANCEL-RQ."""
+    name = command_name(field_value)
+    for suffix in ("-RQ", "-RSP"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@dataclass
+class Command:
+    """A decoded command set (PS3.7 9.3, 10.3)."""
+
+    elements: dict = field(default_factory=dict)  # attribute name -> value
+    raw: dict = field(default_factory=dict)  # element number -> value bytes
+    problems: list = field(default_factory=list)
+    # where it was seen (set by the decoder)
+    context_id: int | None = None
+    direction: int | None = None
+    time: int | None = None
+    frame: int | None = None
+    operation: object = None
+
+    def get(self, name, default=None):
+        return self.elements.get(name, default)
+
+    @property
+    def field(self) -> int | None:
+        return self.elements.get("command_field")
+
+    @property
+    def name(self) -> str:
+        return command_name(self.field)
+
+    @property
+    def service(self) -> str:
+        return service_of(self.field)
+
+    @property
+    def is_response(self) -> bool:
+        f = self.field
+        return f is not None and bool(f & 0x8000)
+
+    @property
+    def is_cancel(self) -> bool:
+        return self.field == 0x0FFF
+
+    @property
+    def has_data_set(self) -> bool:
+        t = self.elements.get("command_data_set_type")
+        return t is not None and t != NO_DATA_SET
+
+    @property
+    def message_id(self) -> int | None:
+        return self.elements.get("message_id")
+
+    @property
+    def responded_id(self) -> int | None:
+        return self.elements.get("message_id_being_responded_to")
+
+    @property
+    def status(self) -> int | None:
+        return self.elements.get("status")
+
+
+def _text(v: bytes) -> str:
+    return v.decode("ascii", "replace").rstrip("\x00 ").lstrip(" ")
+
+
+def parse_command(buf) -> Command:
+    """Decode a command set; problems are collected, never raised."""
+    cmd = Command()
+    b = bytes(buf)
+    n = len(b)
+    p = 0
+    while p < n:
+        if n - p < 8:
+            cmd.problems.append(("dicom.data.tag.missing", {"what": "command set"}))
+            break
+        group = b[p] | (b[p + 1] << 8)
+        elem = b[p + 2] | (b[p + 3] << 8)
+        ln = int.from_bytes(b[p + 4:p + 8], "little")
+        if group != 0x0000:
+            cmd.problems.append(("dicom.command.malformed",
+                                 {"why": f"element ({group:04x},{elem:04x}) outside group 0000"}))
+            break
+        if ln == 0xFFFFFFFF or p + 8 + ln > n:
+            cmd.problems.append(("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"}))
+            break
+        v = b[p + 8:p + 8 + ln]
+        cmd.raw[elem] = v
+        spec = COMMAND_ELEMENTS.get(elem)
+        if spec:
+            name, vr = spec
+            if vr == _US:
+                val = int.from_bytes(v[:2], "little") if ln >= 2 else None
+            elif vr == _UL:
+                val = int.from_bytes(v[:4], "little") if ln >= 4 else None
+            elif vr == _AT:
+                val = [(int.from_bytes(v[i:i + 2], "little"), int.from_bytes(v[i + 2:i + 4], "little"))
+                       for i in range(0, ln - 3, 4)]
+            else:
+                val = _text(v)
+            if val is not None:
+                cmd.elements[name] = val
+            elif ln:
+                cmd.problems.append(("dicom.command.malformed",
+                                     {"why": f"(0000,{elem:04x}) has {ln} bytes"}))
+        p += 8 + ln
+    if "command_field" not in cmd.elements:
+        cmd.problems.append(("dicom.command.malformed", {"why": "no Command Field (0000,0100)"}))
+    elif cmd.field not in COMMAND_FIELDS:
+        cmd.problems.append(("dicom.command.unknown", {"field": cmd.field}))
+    return cmd
+
+
+@dataclass(eq=False)
+class DataSetTransfer:
+    """One data set as it crossed the wire: its bytes may stream to sinks,
+    only its head is kept (``head_limit``)."""
+
+    association: object
+    direction: int  # 0: client to server
+    context_id: int
+    transfer_syntax: str | None
+    command: Command | None
+    frame_first: int
+    time_first: int
+    frame_last: int = 0
+    time_last: int = 0
+    length: int = 0  # message bytes so far, holes included
+    head: bytearray = field(default_factory=bytearray)
+    missing: list = field(default_factory=list)  # [start, end) holes, end -1: unknown
+    started_midway: bool = False
+    ended: bool = False
+    last_seen: bool = False  # the PDV with the last-fragment bit completed
+    incomplete_reasons: list = field(default_factory=list)
+    hasher: object = None
+    sink_state: dict = field(default_factory=dict)  # per-sink scratch (e.g. export file)
+    index: int = 0  # order of appearance in the capture
+    operation: object = None
+    sop_class_uid: str | None = None  # from the command, else from the data set
+    sop_instance_uid: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.last_seen and not self.missing and not self.started_midway and not self.incomplete_reasons
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hasher.hexdigest() if self.hasher is not None and self.complete else None
+
+    def mark(self, why: str):
+        if why not in self.incomplete_reasons:
+            self.incomplete_reasons.append(why)
+
+
+@dataclass(eq=False)
+class Operation:
+    """A DIMSE operation: a request and its responses (matched by message ID)."""
+
+    association: object
+    command: str  # service, e.g. "C-STORE"
+    message_id: int | None
+    context_id: int
+    direction: int  # of the request; 0: the association requestor invoked it
+    request: Command | None = None
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    move_destination: str | None = None
+    priority: int | None = None
+    request_time: int | None = None
+    request_end_time: int | None = None
+    request_frame: int | None = None
+    first_response_time: int | None = None
+    first_response_start: int | None = None
+    response_time: int | None = None
+    response_frame: int | None = None
+    status: int | None = None
+    error_comment: str | None = None
+    pending_responses: int = 0
+    dataset_bytes: int = 0  # request data set
+    response_dataset_bytes: int = 0
+    command_bytes: int = 0
+    counters: dict = field(default_factory=dict)  # remaining/completed/failed/warning (last seen)
+    cancel_time: int | None = None
+    request_dataset: DataSetTransfer | None = None
+    response_datasets: list = field(default_factory=list)
+    final: Command | None = None
+    final_waits_data: bool = False  # final response announced a data set still to come
+    index: int = 0
+
+    @property
+    def status_class(self) -> str | None:
+        return None if self.status is None else st.status_class(self.status)
+
+    @property
+    def status_text(self) -> str | None:
+        return None if self.status is None else st.status_text(self.command, self.status)
+
+    @property
+    def latency(self) -> float | None:
+        if self.request_time is None or self.response_time is None:
+            return None
+        return (self.response_time - self.request_time) / 1e9
+
+
+class _CtxState:
+    """Assembly state of one presentation context in one direction."""
+
+    __slots__ = ("cmd_buf", "cmd_frame", "cmd_time", "cmd_bad", "pdv_end", "pdv_pos",
+                 "pdv_mch", "transfer", "last_command", "awaiting_data")
+
+    def __init__(self):
+        self.cmd_buf = None  # bytearray while a command set is being assembled
+        self.cmd_frame = 0
+        self.cmd_time = 0
+        self.cmd_bad = False
+        self.pdv_end = -1  # value length of the PDV in progress (-1: none open)
+        self.pdv_pos = 0
+        self.pdv_mch = 0
+        self.transfer = None  # DataSetTransfer in progress
+        self.last_command = None  # the command a following data set belongs to
+        self.awaiting_data = False
+
+
+class MessageAssembler:
+    """Turns the PDV pieces of one direction of one association into command
+    sets and data set transfers, per presentation context (PS3.8 E.2).
+
+    ``handler`` receives ``command(assembler, ctx, cmd, nbytes, frame0, time0,
+    frame1, time1)``, ``transfer_start(transfer)``, ``data(transfer, offset,
+    bytes)`` and ``transfer_end(transfer)``.  Holes in a PDV (lost by the tap)
+    are recorded in ``transfer.missing``; nothing is ever spliced over them.
+    """
+
+    MAX_COMMAND = 1 << 20
+
+    def __init__(self, association, direction: int, handler, head_limit: int = 65536,
+                 hash_data: bool = True):
+        self.association = association
+        self.direction = direction
+        self.handler = handler
+        self.head_limit = head_limit
+        self.hash_data = hash_data
+        self.ctx = {}
+
+    def _state(self, ctx_id: int) -> _CtxState:
+        s = self.ctx.get(ctx_id)
+        if s is None:
+            s = self.ctx[ctx_id] = _CtxState()
+        return s
+
+    def piece(self, ctx_id, mch, pdv_len, offset, length, data, frame, time):
+        s = self._state(ctx_id)
+        vlen = pdv_len - 2
+        is_cmd = mch & 1
+        if offset == 0:
+            if s.pdv_end >= 0 and s.pdv_pos < s.pdv_end:
+                # a new PDV while the previous one never reached its end
+                self._pdv_cut(s, "a PDV fragment lost its tail")
+            s.pdv_end = vlen
+            s.pdv_pos = 0
+            s.pdv_mch = mch
+        elif s.pdv_end < 0 or offset < s.pdv_pos:
+            return  # a piece of a PDV whose start we never saw (cannot happen after sync)
+        if offset > s.pdv_pos:
+            self._hole(s, is_cmd, s.pdv_pos, offset)
+            s.pdv_pos = offset
+        if is_cmd:
+            self._command_piece(s, ctx_id, data, length, frame, time)
+        else:
+            self._data_piece(s, ctx_id, data, length, frame, time)
+        s.pdv_pos = offset + length
+        if s.pdv_pos >= s.pdv_end:
+            s.pdv_end = -1
+            if mch & 2:
+                if is_cmd:
+                    self._command_done(s, ctx_id, frame, time)
+                else:
+                    self._transfer_done(s, True)
+
+    # commands ---------------------------------------------------------------
+    def _command_piece(self, s, ctx_id, data, length, frame, time):
+        if s.transfer is not None and not s.transfer.ended:
+            s.transfer.mark("the next command arrived before its last fragment")
+            self._transfer_done(s, False)
+        if s.cmd_buf is None:
+            s.cmd_buf = bytearray()
+            s.cmd_frame = frame
+            s.cmd_time = time
+            s.cmd_bad = False
+        if len(data) < length:
+            s.cmd_bad = True
+        if len(s.cmd_buf) < self.MAX_COMMAND:
+            s.cmd_buf += data
+
+    def _command_done(self, s, ctx_id, frame, time):
+        buf = s.cmd_buf if s.cmd_buf is not None else bytearray()
+        bad = s.cmd_bad
+        s.cmd_buf = None
+        cmd = parse_command(buf)
+        if bad:
+            cmd.problems.append(("dicom.object.incomplete",
+                                 {"what": f"{cmd.name} command set", "why": "bytes were lost by the tap"}))
+        s.last_command = cmd
+        s.awaiting_data = cmd.has_data_set
+        self.handler.command(self, ctx_id, cmd, len(buf), s.cmd_frame, s.cmd_time, frame, time)
+
+    # data sets --------------------------------------------------------------
+    def _data_piece(self, s, ctx_id, data, length, frame, time):
+        if s.cmd_buf is not None:
+            # data before the command's last fragment: that command is broken
+            s.cmd_buf = None
+        t = s.transfer
+        if t is None or t.ended:
+            cmd = s.last_command if s.awaiting_data else None
+            t = DataSetTransfer(self.association, self.direction, ctx_id,
+                                self.handler.transfer_syntax(self.association, ctx_id),
+                                cmd, frame, time)
+            # no announcing command (capture started inside this data set, or a
+            # protocol error) or a lost start: it can never be shown whole
+            t.started_midway = cmd is None or s.pdv_pos > 0
+            if self.hash_data:
+                t.hasher = new_hasher()
+            s.transfer = t
+            s.awaiting_data = False
+            self.handler.transfer_start(t)
+        n = len(data)
+        if n:
+            if len(t.head) < self.head_limit:
+                t.head += data[:self.head_limit - len(t.head)]
+            if t.hasher is not None:
+                t.hasher.update(data)
+            self.handler.data(t, t.length, data)
+        if n < length:
+            # the engine kept only the head of this data set (summary mode)
+            t.hasher = None
+        t.length += length
+        t.frame_last = frame
+        t.time_last = time
+
+    def _transfer_done(self, s, last_seen):
+        t = s.transfer
+        if t is None or t.ended:
+            return
+        t.ended = True
+        t.last_seen = last_seen
+        self.handler.transfer_end(t)
+
+    # damage ---------------------------------------------------------------
+    def _hole(self, s, is_cmd, start, end):
+        if is_cmd:
+            s.cmd_bad = True
+        elif s.transfer is not None and not s.transfer.ended:
+            t = s.transfer
+            t.missing.append((t.length, t.length + (end - start)))
+            t.length += end - start
+            t.hasher = None
+
+    def _pdv_cut(self, s, why):
+        if s.pdv_mch & 1:
+            s.cmd_bad = True
+        elif s.transfer is not None and not s.transfer.ended:
+            lost = s.pdv_end - s.pdv_pos
+            t = s.transfer
+            t.missing.append((t.length, t.length + lost))
+            t.length += lost
+            t.hasher = None
+            t.mark(why)
+        s.pdv_end = -1
+
+    def damage(self, why: str):
+        """Something was lost in this direction where we cannot tell which
+        message it belonged to: every message in progress is suspect."""
+        for s in self.ctx.values():
+            if s.cmd_buf is not None:
+                s.cmd_bad = True
+            if s.transfer is not None and not s.transfer.ended:
+                s.transfer.mark(why)
+                s.transfer.hasher = None
+
+    def close(self, why: str):
+        """The association or connection ended: end whatever is still open."""
+        for s in self.ctx.values():
+            if s.pdv_end >= 0 and s.pdv_pos < s.pdv_end:
+                self._pdv_cut(s, why)
+            s.cmd_buf = None
+            if s.transfer is not None and not s.transfer.ended:
+                s.transfer.mark(why)
+                self._transfer_done(s, False)
+
+
+def new_hasher():
+    return hashlib.sha256()

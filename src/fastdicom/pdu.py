@@ -1,0 +1,499 @@
+"""Association PDUs and their items, decoded from the bodies the core hands out.
+
+PS3.8 9.3 and Annex D; PS3.7 Annex D.3.3 for the user information sub-items.
+Offsets below are into the PDU *body* (after the 6-byte PDU header), Python
+indexing.  Decoding never raises: problems are collected as
+``(expert_id, kwargs)`` pairs in ``.problems`` for the caller to report.
+
+A-ASSOCIATE-RQ / -AC body (PS3.8 9.3.2, 9.3.3)::
+
+    [0:2]   protocol version (bit 0 set: version 1)
+    [2:4]   reserved
+    [4:20]  called AE title   (RQ: the acceptor; AC: reserved, echoes the RQ)
+    [20:36] calling AE title
+    [36:68] reserved
+    [68:]   variable items: type(1) reserved(1) length(2, BE) value
+
+Presentation context item, RQ (0x20) / AC (0x21)::
+
+    [0] context ID  [1] reserved  [2] reserved (AC: result/reason)  [3] reserved
+    [4:] sub-items: abstract syntax (0x30, RQ only), transfer syntax (0x40)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DICOM_APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+
+ITEM_APPLICATION_CONTEXT = 0x10
+ITEM_PRESENTATION_CONTEXT_RQ = 0x20
+ITEM_PRESENTATION_CONTEXT_AC = 0x21
+ITEM_ABSTRACT_SYNTAX = 0x30
+ITEM_TRANSFER_SYNTAX = 0x40
+ITEM_USER_INFORMATION = 0x50
+SUB_MAXIMUM_LENGTH = 0x51
+SUB_IMPLEMENTATION_CLASS_UID = 0x52
+SUB_ASYNC_OPERATIONS_WINDOW = 0x53
+SUB_ROLE_SELECTION = 0x54
+SUB_IMPLEMENTATION_VERSION_NAME = 0x55
+SUB_SOP_CLASS_EXTENDED = 0x56
+SUB_SOP_CLASS_COMMON_EXTENDED = 0x57
+SUB_USER_IDENTITY_RQ = 0x58
+SUB_USER_IDENTITY_AC = 0x59
+
+ITEM_NAMES = {
+    0x10: "Application Context", 0x20: "Presentation Context",
+    0x21: "Presentation Context Reply", 0x30: "Abstract Syntax", 0x40: "Transfer Syntax",
+    0x50: "User Information", 0x51: "Maximum Length", 0x52: "Implementation Class UID",
+    0x53: "Asynchronous Operations Window", 0x54: "SCP/SCU Role Selection",
+    0x55: "Implementation Version Name", 0x56: "SOP Class Extended Negotiation",
+    0x57: "SOP Class Common Extended Negotiation", 0x58: "User Identity",
+    0x59: "User Identity Server Response",
+}
+
+# PS3.8 Table 9-18: presentation context result/reason
+PCTX_RESULTS = {
+    0: "acceptance", 1: "user-rejection", 2: "no-reason (provider rejection)",
+    3: "abstract-syntax-not-supported (provider rejection)",
+    4: "transfer-syntaxes-not-supported (provider rejection)",
+}
+
+# PS3.8 Table 9-21: A-ASSOCIATE-RJ
+RJ_RESULTS = {1: "rejected-permanent", 2: "rejected-transient"}
+RJ_SOURCES = {
+    1: "DICOM UL service-user",
+    2: "DICOM UL service-provider (ACSE related function)",
+    3: "DICOM UL service-provider (Presentation related function)",
+}
+RJ_REASONS = {
+    1: {1: "no-reason-given", 2: "application-context-name-not-supported",
+        3: "calling-AE-title-not-recognized", 7: "called-AE-title-not-recognized"},
+    2: {1: "no-reason-given", 2: "protocol-version-not-supported"},
+    3: {1: "temporary-congestion", 2: "local-limit-exceeded"},
+}
+
+# PS3.8 Table 9-26: A-ABORT
+ABORT_SOURCES = {
+    0: "DICOM UL service-user (initiated abort)",
+    1: "reserved",
+    2: "DICOM UL service-provider (initiated abort)",
+}
+ABORT_REASONS = {
+    0: "reason-not-specified", 1: "unrecognized-PDU", 2: "unexpected-PDU",
+    4: "unrecognized-PDU parameter", 5: "unexpected-PDU parameter",
+    6: "invalid-PDU-parameter value",
+}
+
+USER_IDENTITY_TYPES = {
+    1: "Username", 2: "Username and passcode", 3: "Kerberos Service ticket",
+    4: "SAML Assertion", 5: "JSON Web Token (JWT)",
+}
+
+
+def _u16(b, p):
+    return (b[p] << 8) | b[p + 1]
+
+
+def _u32(b, p):
+    return int.from_bytes(b[p:p + 4], "big")
+
+
+def uid_text(raw: bytes) -> str:
+    """A UID from an item value: ASCII, trailing NUL/space padding removed."""
+    return raw.decode("ascii", "replace").rstrip("\x00 ")
+
+
+def ae_text(raw: bytes) -> str:
+    """An AE title field with its insignificant leading/trailing spaces removed."""
+    return raw.decode("ascii", "replace").strip(" \x00")
+
+
+def ae_problem(raw: bytes) -> str | None:
+    """Why an AE title field is unusual (PS3.5 AE: 16 chars, no backslash or
+    control characters, spaces insignificant), or None."""
+    text = raw.decode("latin-1")
+    if not text.strip(" \x00"):
+        return "is empty"
+    if "\x00" in text:
+        return "is padded with NUL characters instead of spaces"
+    if text.startswith(" "):
+        return "has leading spaces"
+    if "\\" in text or any(ord(c) < 0x20 or ord(c) > 0x7E for c in text):
+        return "contains characters not allowed in an AE title"
+    return None
+
+
+@dataclass
+class PresentationContextRQ:
+    id: int
+    abstract_syntax: str | None
+    transfer_syntaxes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PresentationContextAC:
+    id: int
+    result: int
+    transfer_syntax: str | None
+
+    @property
+    def result_text(self) -> str:
+        return PCTX_RESULTS.get(self.result, f"reserved ({self.result})")
+
+
+@dataclass
+class RoleSelection:
+    sop_class_uid: str
+    scu_role: int
+    scp_role: int
+
+
+@dataclass
+class ExtendedNegotiation:
+    sop_class_uid: str
+    application_info: bytes
+
+
+@dataclass
+class CommonExtendedNegotiation:
+    sop_class_uid: str
+    service_class_uid: str
+    related_general_sop_classes: list[str]
+
+
+@dataclass
+class UserIdentityRQ:
+    type: int
+    positive_response_requested: int
+    primary_field: bytes
+    secondary_field: bytes
+
+    @property
+    def type_text(self) -> str:
+        return USER_IDENTITY_TYPES.get(self.type, f"type {self.type}")
+
+
+@dataclass
+class UserInformation:
+    maximum_length: int | None = None
+    implementation_class_uid: str | None = None
+    implementation_version_name: str | None = None
+    async_ops_invoked: int | None = None
+    async_ops_performed: int | None = None
+    role_selections: list[RoleSelection] = field(default_factory=list)
+    extended_negotiations: list[ExtendedNegotiation] = field(default_factory=list)
+    common_extended_negotiations: list[CommonExtendedNegotiation] = field(default_factory=list)
+    user_identity: UserIdentityRQ | None = None
+    user_identity_response: bytes | None = None
+    unknown: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def to_json(self, redact=False) -> dict:
+        d = {
+            "maximum_length": self.maximum_length,
+            "implementation_class_uid": self.implementation_class_uid,
+            "implementation_version_name": self.implementation_version_name,
+        }
+        if self.async_ops_invoked is not None:
+            d["async_operations_window"] = {
+                "invoked": self.async_ops_invoked, "performed": self.async_ops_performed}
+        if self.role_selections:
+            d["role_selections"] = [
+                {"sop_class_uid": r.sop_class_uid, "scu_role": r.scu_role, "scp_role": r.scp_role}
+                for r in self.role_selections]
+        if self.extended_negotiations:
+            d["extended_negotiations"] = [
+                {"sop_class_uid": e.sop_class_uid, "application_info": e.application_info.hex()}
+                for e in self.extended_negotiations]
+        if self.common_extended_negotiations:
+            d["common_extended_negotiations"] = [
+                {"sop_class_uid": c.sop_class_uid, "service_class_uid": c.service_class_uid,
+                 "related_general_sop_classes": c.related_general_sop_classes}
+                for c in self.common_extended_negotiations]
+        if self.user_identity is not None:
+            u = self.user_identity
+            d["user_identity"] = {
+                "type": u.type, "type_text": u.type_text,
+                "positive_response_requested": bool(u.positive_response_requested),
+                "primary_field": "<redacted>" if redact else u.primary_field.decode("utf-8", "replace"),
+                "secondary_field_length": len(u.secondary_field),
+            }
+        if self.user_identity_response is not None:
+            d["user_identity_response_length"] = len(self.user_identity_response)
+        if self.unknown:
+            d["unknown_items"] = [{"type": t, "data": v.hex()} for t, v in self.unknown]
+        return d
+
+
+@dataclass
+class AAssociate:
+    """A-ASSOCIATE-RQ (``is_request``) or -AC."""
+
+    is_request: bool
+    protocol_version: int
+    called_ae_raw: bytes
+    calling_ae_raw: bytes
+    application_context: str | None = None
+    contexts_rq: list[PresentationContextRQ] = field(default_factory=list)
+    contexts_ac: list[PresentationContextAC] = field(default_factory=list)
+    user_info: UserInformation = field(default_factory=UserInformation)
+    unknown_items: list[tuple[int, bytes]] = field(default_factory=list)
+    problems: list = field(default_factory=list)
+
+    @property
+    def called_ae(self) -> str:
+        return ae_text(self.called_ae_raw)
+
+    @property
+    def calling_ae(self) -> str:
+        return ae_text(self.calling_ae_raw)
+
+
+@dataclass
+class AAssociateRJ:
+    result: int
+    source: int
+    reason: int
+    problems: list = field(default_factory=list)
+
+    @property
+    def result_text(self) -> str:
+        return RJ_RESULTS.get(self.result, f"reserved ({self.result})")
+
+    @property
+    def source_text(self) -> str:
+        return RJ_SOURCES.get(self.source, f"reserved ({self.source})")
+
+    @property
+    def reason_text(self) -> str:
+        return RJ_REASONS.get(self.source, {}).get(self.reason, f"reserved ({self.reason})")
+
+    def to_json(self) -> dict:
+        return {"result": self.result, "result_text": self.result_text,
+                "source": self.source, "source_text": self.source_text,
+                "reason": self.reason, "reason_text": self.reason_text}
+
+
+@dataclass
+class AAbort:
+    source: int
+    reason: int
+    problems: list = field(default_factory=list)
+
+    @property
+    def source_text(self) -> str:
+        return ABORT_SOURCES.get(self.source, f"reserved ({self.source})")
+
+    @property
+    def reason_text(self) -> str:
+        if self.source != 2:
+            return "not significant (service-user abort)" if self.source == 0 else "reserved"
+        return ABORT_REASONS.get(self.reason, f"reserved ({self.reason})")
+
+    @property
+    def by(self) -> str:
+        return {0: "service-user", 2: "service-provider"}.get(self.source, "reserved source")
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "source_text": self.source_text,
+                "reason": self.reason, "reason_text": self.reason_text}
+
+
+def _items(b: bytes, start: int, end: int, where: str, problems: list):
+    """Yield (type, value_start, value_end) of the items in b[start:end]."""
+    p = start
+    while p < end:
+        if end - p < 4:
+            problems.append(("dicom.assoc.pdu.malformed",
+                             {"pdu": where, "why": f"{end - p} stray bytes after the last item"}))
+            return
+        t = b[p]
+        ln = _u16(b, p + 2)
+        if p + 4 + ln > end:
+            problems.append(("dicom.assoc.item.len.invalid", {"type": t, "length": ln, "room": end - p - 4}))
+            yield t, p + 4, end  # decode what is there, flagged
+            return
+        yield t, p + 4, p + 4 + ln
+        p += 4 + ln
+
+
+def decode_associate(body: bytes, is_request: bool) -> AAssociate:
+    """Decode an A-ASSOCIATE-RQ/AC body (see the module docstring)."""
+    name = "A-ASSOCIATE-RQ" if is_request else "A-ASSOCIATE-AC"
+    problems: list = []
+    if len(body) < 68:
+        a = AAssociate(is_request, _u16(body, 0) if len(body) >= 2 else 0,
+                       bytes(body[4:20]).ljust(16), bytes(body[20:36]).ljust(16), problems=problems)
+        problems.append(("dicom.assoc.pdu.malformed",
+                         {"pdu": name, "why": f"{len(body)} bytes, shorter than the 68-byte fixed part"}))
+        return a
+    a = AAssociate(is_request, _u16(body, 0), bytes(body[4:20]), bytes(body[20:36]), problems=problems)
+    if not a.protocol_version & 1:
+        problems.append(("dicom.assoc.version", {"version": a.protocol_version}))
+    n_actx = 0
+    for t, s, e in _items(body, 68, len(body), name, problems):
+        if e == s and t in (0x10, 0x20, 0x21, 0x50):
+            problems.append(("dicom.assoc.item.len.invalid", {"type": t, "length": 0, "room": len(body) - s}))
+            continue
+        if t == ITEM_APPLICATION_CONTEXT:
+            a.application_context = uid_text(body[s:e])
+            n_actx += 1
+        elif t == ITEM_PRESENTATION_CONTEXT_RQ and is_request:
+            a.contexts_rq.append(_decode_pctx_rq(body, s, e, problems))
+        elif t == ITEM_PRESENTATION_CONTEXT_AC and not is_request:
+            a.contexts_ac.append(_decode_pctx_ac(body, s, e, problems))
+        elif t == ITEM_USER_INFORMATION:
+            _decode_user_info(body, s, e, a.user_info, problems, is_request)
+        else:
+            a.unknown_items.append((t, bytes(body[s:e])))
+            problems.append(("dicom.assoc.item.unknown", {"where": name, "type": t, "length": e - s}))
+    if n_actx == 0:
+        problems.append(("dicom.assoc.pdu.malformed", {"pdu": name, "why": "no application context item"}))
+    return a
+
+
+def _decode_pctx_rq(b, s, e, problems) -> PresentationContextRQ:
+    if e - s < 4:
+        problems.append(("dicom.assoc.item.len.invalid", {"type": 0x20, "length": e - s, "room": e - s}))
+        return PresentationContextRQ(b[s] if e > s else 0, None)
+    pc = PresentationContextRQ(b[s], None)
+    n_abs = 0
+    for t, vs, ve in _items(b, s + 4, e, "presentation context", problems):
+        if t == ITEM_ABSTRACT_SYNTAX:
+            n_abs += 1
+            if n_abs == 1:
+                pc.abstract_syntax = uid_text(b[vs:ve]) or None
+        elif t == ITEM_TRANSFER_SYNTAX:
+            pc.transfer_syntaxes.append(uid_text(b[vs:ve]))
+        else:
+            problems.append(("dicom.assoc.item.unknown",
+                             {"where": "presentation context", "type": t, "length": ve - vs}))
+    if n_abs == 0:
+        problems.append(("dicom.no_abstract_syntax", {"id": pc.id}))
+    elif n_abs > 1:
+        problems.append(("dicom.multiple_abstract_syntax", {"id": pc.id}))
+    elif pc.abstract_syntax is None:
+        problems.append(("dicom.no_abstract_syntax_uid", {"id": pc.id}))
+    if not pc.transfer_syntaxes:
+        problems.append(("dicom.no_transfer_syntax", {"id": pc.id}))
+    return pc
+
+
+def _decode_pctx_ac(b, s, e, problems) -> PresentationContextAC:
+    if e - s < 4:
+        problems.append(("dicom.assoc.item.len.invalid", {"type": 0x21, "length": e - s, "room": e - s}))
+        return PresentationContextAC(b[s] if e > s else 0, 2, None)
+    pc = PresentationContextAC(b[s], b[s + 2], None)
+    n_ts = 0
+    for t, vs, ve in _items(b, s + 4, e, "presentation context reply", problems):
+        if t == ITEM_TRANSFER_SYNTAX:
+            n_ts += 1
+            pc.transfer_syntax = uid_text(b[vs:ve]) or None
+        else:
+            problems.append(("dicom.assoc.item.unknown",
+                             {"where": "presentation context reply", "type": t, "length": ve - vs}))
+    if n_ts > 1:
+        problems.append(("dicom.multiple_transfer_syntax", {"id": pc.id, "count": n_ts}))
+    if pc.result == 0 and not pc.transfer_syntax:
+        problems.append(("dicom.no_transfer_syntax", {"id": pc.id}))
+    return pc
+
+
+def _lv_uid(b, p, end):
+    """A u16 length-prefixed UID at b[p]; returns (uid, next offset) or (None, end)."""
+    if p + 2 > end:
+        return None, end
+    ln = _u16(b, p)
+    if p + 2 + ln > end:
+        return uid_text(b[p + 2:end]), end
+    return uid_text(b[p + 2:p + 2 + ln]), p + 2 + ln
+
+
+def _decode_user_info(b, s, e, ui: UserInformation, problems, is_request):
+    for t, vs, ve in _items(b, s, e, "user information", problems):
+        n = ve - vs
+        short = False
+        if t == SUB_MAXIMUM_LENGTH:
+            if n >= 4:
+                ui.maximum_length = _u32(b, vs)
+            short = n != 4
+        elif t == SUB_IMPLEMENTATION_CLASS_UID:
+            ui.implementation_class_uid = uid_text(b[vs:ve])
+        elif t == SUB_IMPLEMENTATION_VERSION_NAME:
+            ui.implementation_version_name = bytes(b[vs:ve]).decode("ascii", "replace").rstrip("\x00 ")
+        elif t == SUB_ASYNC_OPERATIONS_WINDOW:
+            if n >= 4:
+                ui.async_ops_invoked = _u16(b, vs)
+                ui.async_ops_performed = _u16(b, vs + 2)
+            short = n != 4
+        elif t == SUB_ROLE_SELECTION:
+            uid, q = _lv_uid(b, vs, ve)
+            if uid is not None and q + 2 <= ve:
+                ui.role_selections.append(RoleSelection(uid, b[q], b[q + 1]))
+            short = uid is None or q + 2 != ve
+        elif t == SUB_SOP_CLASS_EXTENDED:
+            uid, q = _lv_uid(b, vs, ve)
+            if uid is not None:
+                ui.extended_negotiations.append(ExtendedNegotiation(uid, bytes(b[q:ve])))
+            short = uid is None
+        elif t == SUB_SOP_CLASS_COMMON_EXTENDED:
+            sop, q = _lv_uid(b, vs, ve)
+            svc, q = _lv_uid(b, q, ve)
+            related = []
+            if q + 2 <= ve:
+                rl = _u16(b, q)
+                q += 2
+                rend = min(ve, q + rl)
+                while q < rend:
+                    r, q = _lv_uid(b, q, rend)
+                    if r is None:
+                        break
+                    related.append(r)
+            else:
+                short = True
+            ui.common_extended_negotiations.append(CommonExtendedNegotiation(sop or "", svc or "", related))
+        elif t == SUB_USER_IDENTITY_RQ:
+            if n >= 4:
+                ut, pos = b[vs], b[vs + 1]
+                pl = _u16(b, vs + 2)
+                prim = bytes(b[vs + 4:min(ve, vs + 4 + pl)])
+                q = vs + 4 + pl
+                sec = b""
+                if q + 2 <= ve:
+                    sl = _u16(b, q)
+                    sec = bytes(b[q + 2:min(ve, q + 2 + sl)])
+                    short = q + 2 + sl != ve
+                else:
+                    short = True
+                ui.user_identity = UserIdentityRQ(ut, pos, prim, sec)
+            else:
+                short = True
+        elif t == SUB_USER_IDENTITY_AC:
+            if n >= 2:
+                rl = _u16(b, vs)
+                ui.user_identity_response = bytes(b[vs + 2:min(ve, vs + 2 + rl)])
+            short = n < 2
+        else:
+            ui.unknown.append((t, bytes(b[vs:ve])))
+            problems.append(("dicom.assoc.item.unknown", {"where": "user information", "type": t, "length": n}))
+        if short:
+            problems.append(("dicom.assoc.pdu.malformed", {
+                "pdu": "user information", "why": f"{ITEM_NAMES.get(t, hex(t))} sub-item of {n} bytes is malformed"}))
+
+
+def decode_reject(body: bytes) -> AAssociateRJ:
+    """A-ASSOCIATE-RJ body: reserved(1) result(1) source(1) reason/diag.(1)."""
+    if len(body) < 4:
+        rj = AAssociateRJ(0, 0, 0)
+        rj.problems.append(("dicom.assoc.pdu.malformed", {"pdu": "A-ASSOCIATE-RJ", "why": f"{len(body)}-byte body"}))
+        return rj
+    return AAssociateRJ(body[1], body[2], body[3])
+
+
+def decode_abort(body: bytes) -> AAbort:
+    """A-ABORT body: reserved(2) source(1) reason/diag.(1)."""
+    if len(body) < 4:
+        ab = AAbort(0, 0)
+        ab.problems.append(("dicom.assoc.pdu.malformed", {"pdu": "A-ABORT", "why": f"{len(body)}-byte body"}))
+        return ab
+    return AAbort(body[2], body[3])
