@@ -657,7 +657,7 @@ class AssociationPlan:
         self.max_pdu = 0  # the SCP's receive maximum (the SCU fragments to it)
         self.scu_max_pdu = 16384
         self.implicit = False  # CT/MR contexts accepted with implicit VR LE
-        self.move_originator = ("QRSCU", 1 + index) if index % 5 == 4 else None
+        self.move_originator = ("QRSCU", 1 + index) if index % 5 == 1 else None
         self.objects: list[str] = []  # template kinds, in order
         self.patient_id = f"PAT{rr.randrange(10**7):07d}"
         self.study_uid = fixed_uid(rr)
@@ -691,19 +691,19 @@ def plan(size_bytes: int, rr: random.Random, n_assoc: int, frames: int,
     for i, p in enumerate(rr.sample(plans, n_mf)):
         p.objects.append("MFW" if i % 2 == 0 else "MFB")
         budget -= _wire_cost(lengths[p.objects[-1]], p.max_pdu)
-    # single-frame objects: runs of CT (4 in 5) and MR, dealt round the associations
+    # single-frame objects: runs of CT (4 in 5) and MR, at least one per association
     singles = []
-    while budget > 0 or len(singles) < n_assoc - n_mf:
+    while budget > 0 or len(singles) < n_assoc:
         kind = "MR" if rr.random() < 0.2 else "CT"
         singles.append(kind)
         budget -= _wire_cost(lengths[kind], avg_pdu)
-    per = -(-len(singles) // n_assoc)
+    q, r = divmod(len(singles), n_assoc)
     for p in plans:
-        chunk, singles = singles[:per], singles[per:]
-        chunk.sort()  # a CT series, then an MR series
+        n = q + (p.index < r)
+        chunk, singles = sorted(singles[:n]), singles[n:]  # a CT series, then an MR series
         pos = rr.randrange(len(p.objects) + 1)
         p.objects[pos:pos] = chunk
-    return [p for p in plans if p.objects]
+    return plans
 
 
 def _approx_length(kind: str, frames: int) -> int:
