@@ -136,7 +136,7 @@ def _implicit_private_sq(b, n, tag, vo, vl):
     item tag whose length fits: treated as a sequence, as pydicom does."""
     if not (tag >> 16) & 1 or (tag & 0xFFFF) <= 0x00FF or vl < 8 or vo + 8 > n:
         return False
-    if _u32(b, vo, False) != ITEM:
+    if _u16(b, vo, False) != 0xFFFE or _u16(b, vo + 2, False) != 0xE000:
         return False
     il = _u32(b, vo + 4, False)
     return il == UNDEFINED_LENGTH or il <= vl - 8

@@ -126,7 +126,7 @@ cdef inline bint _tw_private_sq(const unsigned char* b, long long n, unsigned in
     cdef unsigned int il
     if not ((tag >> 16) & 1) or (tag & 0xFFFF) <= 0x00FF or vl < 8 or vo + 8 > n:
         return False
-    if _tw_u32(b + vo, False) != _TW_ITEM_TAG:
+    if _tw_u16(b + vo, False) != 0xFFFE or _tw_u16(b + vo + 2, False) != 0xE000:
         return False
     il = _tw_u32(b + vo + 4, False)
     return il == _TW_UNDEFINED or il <= vl - 8

@@ -495,6 +495,7 @@ class Decoder:
         self._problems(cmd.problems, a, t1, f1)
         cmd.context_id = ctx
         cmd.direction = direction
+        cmd.association = a
         cmd.time = t0
         cmd.frame = f1
         cmd.operation = None

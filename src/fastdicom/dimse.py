@@ -85,6 +85,8 @@ class Command:
     time: int | None = None
     frame: int | None = None
     operation: object = None
+    association: object = None
+    raw_bytes: bytes | None = None  # the command set as it crossed the wire
 
     def get(self, name, default=None):
         return self.elements.get(name, default)
@@ -365,6 +367,7 @@ class MessageAssembler:
         bad = s.cmd_bad
         s.cmd_buf = None
         cmd = parse_command(buf)
+        cmd.raw_bytes = bytes(buf)
         if bad:
             cmd.problems.append(("dicom.object.incomplete",
                                  {"what": f"{cmd.name} command set", "why": "bytes were lost by the tap"}))

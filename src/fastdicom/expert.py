@@ -176,6 +176,9 @@ CATALOGUE: dict[str, ExpertDef] = {d.id: d for d in [
        "{what} incomplete: {why}"),
     _d("dicom.object.inflate_cap", S.WARNING, MALFORMED,
        "deflated data set inflates beyond the cap of {cap} bytes"),
+    _d("export.partial", S.WARNING, REASSEMBLY, "{file} kept incomplete: missing {missing}"),
+    _d("export.cap", S.WARNING, REASSEMBLY,
+       "export stopped at the cap of {cap} bytes: further objects are not written"),
     _d("dicom.dataset.malformed", S.WARNING, MALFORMED, "data set malformed at offset {offset}: {why}"),
 ]}
 

@@ -236,3 +236,168 @@ def _nest(counter) -> dict:
 def _version() -> str:
     from . import __version__
     return __version__
+
+
+# ----------------------------------------------------------------- formats
+def jsonl_lines(doc: dict):
+    """One JSON object per line: the run, then associations, operations,
+    objects and expert infos, each tagged with ``record``."""
+    head = {k: v for k, v in doc.items() if k not in ("associations", "objects", "expert")}
+    yield {"record": "capture", **head}
+    for a in doc["associations"]:
+        yield {"record": "association", **{k: v for k, v in a.items() if k != "operations"}}
+        for op in a["operations"]:
+            yield {"record": "operation", "association": a["id"], **op}
+    for o in doc["objects"]:
+        yield {"record": "object", **o}
+    for e in doc["expert"]:
+        yield {"record": "expert", **e}
+
+
+CSV_COLUMNS = ("association", "calling_ae", "called_ae", "command", "message_id", "context_id",
+               "affected_sop_class_uid", "affected_sop_instance_uid", "request_time", "response_time",
+               "latency", "status", "status_text", "status_class", "pending_responses", "dataset_bytes")
+
+
+def write_csv(doc: dict, out) -> None:
+    import csv
+    w = csv.writer(out)
+    w.writerow(CSV_COLUMNS)
+    for a in doc["associations"]:
+        for op in a["operations"]:
+            row = {"association": a["id"], "calling_ae": a["calling_ae"], "called_ae": a["called_ae"], **op}
+            w.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+
+
+def _fmt_bytes(n) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _fmt_secs(s) -> str:
+    if s is None:
+        return ""
+    if s < 1:
+        return f"{s * 1000:.1f} ms"
+    return f"{s:.3f} s"
+
+
+def operation_line(op: dict) -> str:
+    st = "unanswered" if op["status"] is None else f"0x{op['status']:04x} {op['status_text']}"
+    return (f"assoc {op.get('association')} {op['command']} ID={op['message_id']} "
+            f"{op['affected_sop_instance_uid'] or ''} {st} {_fmt_secs(op['latency'])}").replace("  ", " ")
+
+
+def _reason(a: dict) -> str:
+    if a["reject"]:
+        r = a["reject"]
+        return f"{r['result_text']}: {r['reason_text']} ({r['source_text']})"
+    if a["abort"]:
+        ab = a["abort"]
+        return f"aborted by the {ab['by']}: {ab['reason_text']}"
+    return ""
+
+
+def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> None:
+    """The readable report (rich tables; plain text when not on a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    tty = hasattr(out, "isatty") and out.isatty() and not to_file
+    con = Console(file=out, force_terminal=tty, no_color=not tty, width=None if tty else 160,
+                  highlight=False, soft_wrap=False)
+    c = doc["counts"]
+    caps = ", ".join(x["name"] for x in doc["captures"])
+    dur = None
+    if doc["time_first"] is not None and doc["time_last"] is not None:
+        dur = doc["time_last"] - doc["time_first"]
+    con.print(Text(f"fastdicom {doc['fastdicom']}: {caps}", style="bold"))
+    frames = sum((x["stats"] or {}).get("frames", 0) for x in doc["captures"])
+    con.print(f"{frames} frames, {c['pdus']} PDUs over {_fmt_secs(dur) or '0 s'}; "
+              f"{c['associations']} associations, {c['operations']} operations, "
+              f"{c['objects']} objects ({c['objects_complete']} complete)")
+    con.print()
+
+    t = Table(title="Associations", title_justify="left", show_lines=False)
+    for col in ("#", "client → server", "calling → called", "result", "end", "duration",
+                "ops", "bytes", "reason"):
+        t.add_column(col, overflow="fold")
+    for a in doc["associations"]:
+        res_style = {"accepted": "green", "rejected": "red"}.get(a["result"], "yellow")
+        end_style = {"released": "green", "aborted": "red"}.get(a["end"], "yellow")
+        t.add_row(str(a["id"]), f"{a['client']} → {a['server']}",
+                  f"{a['calling_ae'] or '?'} → {a['called_ae'] or '?'}",
+                  Text(a["result"], style=res_style), Text(a["end"], style=end_style),
+                  _fmt_secs(a["duration"]), str(len(a["operations"])),
+                  _fmt_bytes(a["bytes"]["client_to_server"] + a["bytes"]["server_to_client"]),
+                  _reason(a))
+    con.print(t)
+    for a in doc["associations"]:
+        if not a["contexts"]:
+            continue
+        ct = Table(title=f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
+                   title_justify="left", show_edge=False, box=None, padding=(0, 1))
+        for col in ("id", "abstract syntax", "result", "transfer syntax"):
+            ct.add_column(col)
+        for x in a["contexts"]:
+            if x["result"] == "accepted":
+                res, ts = Text("accepted", style="green"), x["transfer_syntax_name"] or x["transfer_syntax"]
+            elif x["result"] == "rejected":
+                res = Text(f"rejected: {x['reason']}", style="red")
+                ts = "proposed: " + ", ".join(x["proposed_transfer_syntaxes"])
+            else:
+                res, ts = Text("no answer", style="yellow"), ", ".join(x["proposed_transfer_syntaxes"])
+            ct.add_row(str(x["id"]), x["abstract_syntax_name"] or x["abstract_syntax"] or "?", res, ts)
+        con.print(ct)
+    con.print()
+
+    ops = c["operations_by_command"]
+    if ops:
+        classes = ["success", "pending", "warning", "failure", "cancel", "unanswered"]
+        ot = Table(title="Operations by command and status class", title_justify="left")
+        ot.add_column("command")
+        for k in classes:
+            ot.add_column(k, justify="right")
+        ot.add_column("total", justify="right")
+        for cmd, by in ops.items():
+            ot.add_row(cmd, *[str(by.get(k, "")) for k in classes], str(sum(by.values())))
+        con.print(ot)
+        rows = [(op, a) for a in doc["associations"] for op in a["operations"] if op["latency"] is not None]
+        rows.sort(key=lambda r: -r[0]["latency"])
+        if rows and slowest > 0:
+            st = Table(title=f"Slowest operations (top {min(slowest, len(rows))})", title_justify="left")
+            for col in ("latency", "assoc", "command", "ID", "SOP instance", "status", "bytes"):
+                st.add_column(col, overflow="fold")
+            for op, a in rows[:slowest]:
+                st.add_row(_fmt_secs(op["latency"]), str(a["id"]), op["command"], str(op["message_id"]),
+                           op["affected_sop_instance_uid"] or "",
+                           f"0x{op['status']:04x} {op['status_text']}" if op["status"] is not None else "",
+                           _fmt_bytes(op["dataset_bytes"]))
+            con.print(st)
+        con.print()
+
+    if doc["expert"]:
+        from collections import OrderedDict
+        groups = OrderedDict()
+        for e in doc["expert"]:
+            groups.setdefault((e["severity"], e["id"]), []).append(e)
+        order = {"error": 0, "warning": 1, "note": 2, "chat": 3}
+        et = Table(title="Expert info", title_justify="left")
+        for col in ("severity", "count", "id", "first", "example"):
+            et.add_column(col, overflow="fold")
+        for (sev, id_), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+            style = {"error": "red", "warning": "yellow", "note": "cyan"}.get(sev, "")
+            first = items[0]
+            where = f"frame {first['frame']}" if first["frame"] else ""
+            if first["association"] is not None:
+                where += f" assoc {first['association']}"
+            et.add_row(Text(sev, style=style), str(len(items)), id_, where.strip(), first["message"])
+        con.print(et)
+    else:
+        con.print("No expert info.")

@@ -1,0 +1,161 @@
+"""Command line: wires options to the decoder and its sinks.  Nothing else.
+
+Exit codes: 0 success; 1 the capture was read but ``--fail-on`` found
+problems at or above the given severity; 2 usage errors or an unreadable file
+(one clear line on standard error, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __version__
+from .errors import CaptureFormatError, FastDicomError, FilterError
+
+EPILOG_PORTS = ("DICOM is recognised on --ports (default: 104 and 11112) and, unless "
+                "--no-heuristic, on any port from the traffic itself.")
+
+
+def _common(p: argparse.ArgumentParser, filters=True):
+    p.add_argument("captures", nargs="+", metavar="CAPTURE",
+                   help="pcap or pcapng file, gzip-compressed or not; '-' reads standard input")
+    p.add_argument("--ports", default="104, 11112", metavar="SPEC",
+                   help="TCP ports that carry DICOM: commas, spaces and ranges, e.g. "
+                        "\"104, 11112 2761-2762\" (default: \"104, 11112\")")
+    p.add_argument("--no-heuristic", action="store_true",
+                   help="decode only the --ports, do not recognise DICOM on other ports")
+    if filters:
+        p.add_argument("-Y", "--filter", metavar="FILTER",
+                       help="Wireshark-style display filter on dicom.* fields "
+                            "(see 'fastdicom fields')")
+    p.add_argument("--redact", action="store_true",
+                   help="replace patient-identifying values (PS3.15 basic profile) in the output")
+    p.add_argument("--fail-on", choices=("warning", "error"), default=None,
+                   help="exit with status 1 when expert info of this severity or worse was found")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes for one large capture (default: 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="fastdicom",
+        description="Fast, exact analysis of DICOM network traffic in packet captures.",
+        epilog="Run 'fastdicom COMMAND --help' for the options of a command.")
+    ap.add_argument("--version", action="version", version=f"fastdicom {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "summary", help="associations, operations, objects and expert info",
+        description="Summarise the DICOM traffic in captures: associations and their "
+                    "negotiation, operations with statuses and timings, the objects that "
+                    "crossed the wire, and expert info.",
+        epilog="Example: fastdicom summary night.pcap.gz --format json -o night.json\n" + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--format", choices=("text", "json", "jsonl", "csv"), default="text",
+                   help="text: a readable report; json: one document (the contract in the "
+                        "README); jsonl: one object per line; csv: the operations table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--follow", action="store_true",
+                   help="print each operation as soon as it completes (jsonl or text)")
+    p.add_argument("--hash", action="store_true",
+                   help="compute the SHA-256 of every data set (reads every byte; slower)")
+    p.add_argument("--slowest", type=int, default=10, metavar="N",
+                   help="how many of the slowest operations to list (text format, default 10)")
+
+    p = sub.add_parser(
+        "export", help="write every data set as a DICOM Part 10 file",
+        description="Export every data set that crossed the wire (C-STORE, C-GET/C-MOVE "
+                    "sub-operations, C-FIND identifiers and responses, N-* data sets) as a "
+                    "Part 10 file, with a manifest.jsonl.  Incomplete objects are never "
+                    "written under a normal name.",
+        epilog="Example: fastdicom export study.pcap -o objects/ --layout patient --verify\n"
+               + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, filters=False)
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--min-size", type=int, default=0, metavar="BYTES",
+                   help="minimum object size (meta header plus data) to export, as Wireshark's "
+                        "export_minsize (default: 0, everything)")
+    p.add_argument("--include-commands", action="store_true",
+                   help="also export command sets (implicit VR LE, artificial UIDs)")
+    p.add_argument("--keep-incomplete", action="store_true",
+                   help="keep incomplete objects as NAME.dcm.partial (missing ranges reported)")
+    p.add_argument("--no-meta-header", action="store_true",
+                   help="write the bare data set, without preamble and File Meta Information")
+    p.add_argument("--layout", choices=("flat", "association", "patient"), default="flat",
+                   help="folder structure (default: flat)")
+    p.add_argument("--verify", action="store_true",
+                   help="re-read every exported file with pydicom and report the ones that fail")
+    p.add_argument("--max-open-files", type=int, default=64, metavar="N",
+                   help="files open at once while writing (default: 64)")
+    p.add_argument("--max-total-bytes", type=int, default=0, metavar="BYTES",
+                   help="stop writing objects past this many bytes (default: 0, no limit)")
+
+    p = sub.add_parser(
+        "pdus", help="one line per PDU, like tshark's packet list",
+        description="List every PDU: frames, time, source and destination, PDU type and "
+                    "Wireshark-style info text.",
+        epilog="Example: fastdicom pdus capture.pcap -Y 'dicom.pdu.type == 1'\n" + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--follow", action="store_true", help="print each PDU as soon as it is complete")
+
+    p = sub.add_parser(
+        "expert", help="expert info: problems found, by severity",
+        description="List the expert infos with frame, time, association and message.",
+        epilog="Example: fastdicom expert capture.pcap --min-severity warning\n" + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--min-severity", choices=("chat", "note", "warning", "error"), default="chat")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--follow", action="store_true", help="print each entry as soon as it is found")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:  # argparse: usage error (2) or --help/--version (0)
+        return int(e.code or 0)
+    if not args.command:
+        ap.print_help()
+        return 2
+    try:
+        from . import commands
+        return commands.run(args)
+    except FilterError as e:
+        print(f"fastdicom: filter error: {e}\n{e.pointer()}", file=sys.stderr)
+        return 2
+    except (FastDicomError, CaptureFormatError) as e:
+        print(f"fastdicom: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        print("fastdicom: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"fastdicom: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug in fastdicom: one line, the traceback only on request
+        if os.environ.get("FASTDICOM_DEBUG"):
+            raise
+        print(f"fastdicom: internal error: {type(e).__name__}: {e} "
+              "(set FASTDICOM_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

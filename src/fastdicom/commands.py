@@ -1,0 +1,209 @@
+"""What each CLI command runs: options to engine, decoder and sinks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from . import capture, summary
+from .decoder import Decoder
+from .errors import FastDicomError
+from .expert import Severity
+
+
+class UsageError(FastDicomError):
+    pass
+
+
+def engine_options(args, data_limit=65536) -> capture.EngineOptions:
+    try:
+        ports = capture.parse_ports(args.ports)
+    except ValueError as e:
+        raise UsageError(f"--ports: {e}") from None
+    return capture.EngineOptions(ports=ports, heuristic=not args.no_heuristic, data_limit=data_limit)
+
+
+@contextlib.contextmanager
+def output(path, binary=False):
+    if not path or path == "-":
+        yield sys.stdout
+        return
+    try:
+        f = open(path, "w", encoding="utf-8", newline="")
+    except OSError as e:
+        raise FastDicomError(f"{path}: {e.strerror or e}") from None
+    with f:
+        yield f
+
+
+def compile_filter(args):
+    text = getattr(args, "filter", None)
+    if not text:
+        return None
+    from . import filters
+    return filters.compile_filter(text)
+
+
+def exit_status(args, decoder) -> int:
+    if not args.fail_on:
+        return 0
+    limit = Severity.parse(args.fail_on)
+    return 1 if any(e.severity >= limit for e in decoder.expert) else 0
+
+
+def run(args) -> int:
+    return {"summary": cmd_summary, "export": cmd_export, "pdus": cmd_pdus,
+            "expert": cmd_expert}[args.command](args)
+
+
+def _analyse(args, sinks, data_limit=65536, **decoder_opts):
+    opts = engine_options(args, data_limit)
+    dec = Decoder(sinks, **decoder_opts)
+    for s in sinks:
+        if hasattr(s, "bind"):
+            s.bind(dec)
+    progress = None
+    if sys.stderr.isatty():
+        from .progress import Progress
+        progress = Progress.maybe(args.captures)
+    try:
+        infos = capture.run(args.captures, dec, opts, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    return dec, infos
+
+
+# --------------------------------------------------------------- summary
+def cmd_summary(args) -> int:
+    flt = compile_filter(args)
+    sink = summary.SummarySink()
+    sinks = [sink]
+    follow = None
+    if args.follow:
+        follow = _FollowOperations(args)
+        sinks.append(follow)
+    dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else 65536, hash_data=args.hash)
+    doc = summary.build(dec, infos, sink, redact=args.redact)
+    if flt is not None:
+        doc = flt.select_summary(doc)
+    if follow is not None:
+        return exit_status(args, dec)
+    with output(args.output) as out:
+        if args.format == "json":
+            json.dump(doc, out, indent=1, default=str)
+            out.write("\n")
+        elif args.format == "jsonl":
+            for line in summary.jsonl_lines(doc):
+                out.write(json.dumps(line, default=str) + "\n")
+        elif args.format == "csv":
+            summary.write_csv(doc, out)
+        else:
+            summary.render_text(doc, out, slowest=args.slowest, to_file=bool(args.output))
+    return exit_status(args, dec)
+
+
+class _FollowOperations:
+    """--follow: one line per operation as soon as it has its final response."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def on_operation(self, op):
+        d = summary.operation_json(op)
+        d["association"] = op.association.id
+        if self.args.format == "jsonl" or self.args.format == "json":
+            line = json.dumps(d, default=str)
+        else:
+            line = summary.operation_line(d)
+        print(line, flush=True)
+
+
+# ---------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from . import export
+    try:
+        ex = export.Exporter(args.output, min_size=args.min_size, include_commands=args.include_commands,
+                             keep_incomplete=args.keep_incomplete, meta_header=not args.no_meta_header,
+                             layout=args.layout, max_open=args.max_open_files,
+                             max_total_bytes=args.max_total_bytes, redact=args.redact)
+    except (OSError, export.ExportError) as e:
+        raise FastDicomError(f"{args.output}: {e}") from None
+    try:
+        dec, infos = _analyse(args, [ex], data_limit=-1, hash_data=True)
+        ex.decoder = dec
+    finally:
+        ex.close()
+    c = ex.counts
+    parts = [f"{c['written']} objects written to {args.output}"]
+    if c["partial"]:
+        parts.append(f"{c['partial']} kept incomplete (.partial)")
+    if c["commands"]:
+        parts.append(f"{c['commands']} command sets")
+    parts.append(f"{c['skipped_incomplete']} incomplete not written")
+    parts.append(f"{c['skipped_small']} below --min-size")
+    print("; ".join(parts), file=sys.stderr)
+    status = exit_status(args, dec)
+    if args.verify:
+        bad = export.verify(args.output)
+        for name, err in bad:
+            print(f"fastdicom: verify: {name}: {err}", file=sys.stderr)
+        print(f"verify: {len(ex.files) - len(bad)} of {len(ex.files)} files read back with pydicom",
+              file=sys.stderr)
+        if bad:
+            status = 1
+    return status
+
+
+# ------------------------------------------------------------------ pdus
+def cmd_pdus(args) -> int:
+    from . import show
+    flt = compile_filter(args)
+    with output(args.output) as out:
+        sink = show.PduLister(out, fmt=args.format, flt=flt, redact=args.redact, follow=args.follow)
+        dec, infos = _analyse(args, [sink], keep_pdus=True)
+    return exit_status(args, dec)
+
+
+# ---------------------------------------------------------------- expert
+def cmd_expert(args) -> int:
+    flt = compile_filter(args)
+    minimum = Severity.parse(args.min_severity)
+    with output(args.output) as out:
+        sink = _ExpertPrinter(out, args.format, minimum, flt, follow=args.follow)
+        dec, infos = _analyse(args, [sink])
+        if not args.follow:
+            for info in dec.expert:
+                sink.emit(info, dec)
+    return exit_status(args, dec)
+
+
+class _ExpertPrinter:
+    def __init__(self, out, fmt, minimum, flt, follow):
+        self.out = out
+        self.fmt = fmt
+        self.minimum = minimum
+        self.flt = flt
+        self.follow = follow
+        self.decoder = None
+
+    def bind(self, dec):
+        self.decoder = dec
+
+    def on_expert(self, info):
+        if self.follow:
+            self.emit(info, self.decoder)
+
+    def emit(self, info, dec):
+        if info.severity < self.minimum:
+            return
+        if self.flt is not None and not self.flt.match_expert(info, dec):
+            return
+        if self.fmt == "jsonl":
+            self.out.write(json.dumps(info.to_json()) + "\n")
+        else:
+            from .show import expert_line
+            self.out.write(expert_line(info) + "\n")
+        if self.follow:
+            self.out.flush()
