@@ -479,6 +479,7 @@ class PcapWriter:
         self.packets = 0
         fp.write(_PCAP_GLOBAL)
         self._aranges = {}
+        self._pairs = np.empty(0, PAIR)
 
     # -- one packet at a time (handshakes, short messages, segment tails)
     def packet(self, snd: Endpoint, rcv: Endpoint, flags: int, payload=b"", syn=False):
@@ -563,7 +564,8 @@ class PcapWriter:
         npairs, odd = divmod(m, 2)
         last = tx.pos + nseg * MSS == tx.length  # no tail and no further burst
         nacks = npairs + (1 if odd and last else 0)
-        if order is self._aranges.get(nseg):
+        identity = order is self._aranges.get(nseg)
+        if identity:
             seen = np.minimum(np.arange(2, 2 * nacks + 1, 2), nseg)
         else:
             first = np.full(nseg, m, np.int64)
@@ -581,7 +583,9 @@ class PcapWriter:
         k_sec, k_usec = k_t // 10**9, k_t % 10**9 // 1000
 
         if npairs:
-            P = np.empty(npairs, PAIR)
+            if self._pairs.size < npairs:  # reused: no allocation (and page faults) per burst
+                self._pairs = np.empty(npairs, PAIR)
+            P = self._pairs[:npairs]
             u = P.view(np.uint8).reshape(npairs, PAIR.itemsize)
             u[:, :HDR_LEN] = dhdr
             u[:, DATA_REC_LEN:DATA_REC_LEN + HDR_LEN] = dhdr
@@ -594,7 +598,7 @@ class PcapWriter:
                 r["ip_sum"] = ip_sum[s]
                 r["seq"] = seq[s]
                 r["flags"] = flags[s]
-                r["payload"] = rows[order[s]]
+                r["payload"] = rows[s] if identity else rows[order[s]]
             k = P["k"]
             k["ts_sec"] = k_sec[:npairs]
             k["ts_usec"] = k_usec[:npairs]
@@ -674,8 +678,7 @@ def _wire_cost(dataset_len: int, max_pdu: int) -> float:
     return stream / MSS * (DATA_REC_LEN + HDR_LEN / 2) + 600
 
 
-def plan(size_bytes: int, rr: random.Random, n_assoc: int, frames: int,
-         lengths: dict) -> list[AssociationPlan]:
+def plan(size_bytes: int, rr: random.Random, n_assoc: int, lengths: dict) -> list[AssociationPlan]:
     """Choose associations and their objects so the capture is near ``size_bytes``."""
     plans = [AssociationPlan(i, rr) for i in range(n_assoc)]
     pdus = list(MAX_PDU_CHOICES)
@@ -722,7 +725,7 @@ class _Generator:
         self.writer = PcapWriter(fp, self.rng, reorder, dup)
         self.templates = {}
         lengths = {k: _approx_length(k, frames) for k in KINDS}
-        self.plans = plan(size_bytes, self.rr, n_assoc, frames, lengths)
+        self.plans = plan(size_bytes, self.rr, n_assoc, lengths)
         self.concurrency = max(1, min(concurrency, len(self.plans)))
         self.server_mac = bytes.fromhex("020000000a0a")
         self.server_ip = bytes((10, 0, 0, 10))
@@ -929,9 +932,10 @@ def main(argv=None) -> int:
                      frames=a.frames, truth_path=truth_path)
     dt = time.perf_counter() - t
     n = os.path.getsize(a.out)
+    rate = f" ({n / 2**20 / dt:.0f} MiB/s)" if n else ""
     print(f"{a.out}: {n / 2**20:.1f} MiB, {len(truth['associations'])} associations, "
-          f"{len(truth['received'])} objects, {dt:.1f} s ({n / 2**20 / dt:.0f} MiB/s); "
-          f"truth: {truth_path}", file=sys.stderr)
+          f"{len(truth['received'])} objects, {dt:.1f} s{rate}; truth: {truth_path}",
+          file=sys.stderr)
     return 0
 
 
