@@ -543,11 +543,13 @@ class Engine:
                     self._pos = q
                     return False
                 # nothing good until the end (already counted when the damage was found)
-                self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, n - (self._damage_at - self._foff))
+                self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, self._damage_at,
+                                 n - (self._damage_at - self._foff))
                 self._pos = n
                 self._damaged = False
                 return False
-            self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, (self._foff + q) - self._damage_at)
+            self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, self._damage_at,
+                             (self._foff + q) - self._damage_at)
             self._damaged = False
             self._pos = q
             return True
@@ -592,11 +594,13 @@ class Engine:
                 if not eof:
                     self._pos = q
                     return False
-                self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, self._foff + n - self._damage_at)
+                self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, self._damage_at,
+                                 self._foff + n - self._damage_at)
                 self._pos = n
                 self._damaged = False
                 return False
-            self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, self._foff + q - self._damage_at)
+            self._cap_expert(X_CAPTURE_DAMAGED, self._damage_at, self._damage_at,
+                             self._foff + q - self._damage_at)
             self._damaged = False
             self._pos = q
             return True
