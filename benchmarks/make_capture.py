@@ -841,45 +841,42 @@ class _Generator:
         heap = []
         order = 0
 
-        def start(at):
+        def push(at, state):
             nonlocal order
-            p = pending.pop(0)
-            state = [self.script(p), None]
             heapq.heappush(heap, (at, order, state))
             order += 1
 
-        for _ in range(self.concurrency):
-            if pending:
-                start(self.us(0, 2000))
+        def advance(state, now):
+            """Take the association's next step: its action runs after its delay."""
+            try:
+                delay, state[1] = next(state[0])
+            except StopIteration:
+                if pending:
+                    advance([self.script(pending.pop(0)), None], now + self.us(100, 3000))
+                return
+            push(now + delay, state)
+
+        for _ in range(min(self.concurrency, len(pending))):
+            advance([self.script(pending.pop(0)), None], self.us(0, 2000))
         while heap:
             at, _, state = heapq.heappop(heap)
             if at > w.clock:
                 w.clock = at
-            script, cur = state
-            if cur is None:  # the next step: its action runs after its delay
-                try:
-                    delay, state[1] = next(script)
-                except StopIteration:
-                    if pending:
-                        start(w.clock + self.us(100, 3000))
-                    continue
-                heapq.heappush(heap, (w.clock + delay, order, state))
-                order += 1
-                continue
+            cur = state[1]
             if callable(cur):  # a control packet
                 cur()
                 w.clock += 1000
-                state[1] = None
+                advance(state, w.clock)
+                continue
+            if isinstance(cur, tuple):
+                _, snd, rcv, buf, ends, on_done = cur
+                cur = state[1] = Transmission(snd, rcv, buf, ends, on_done)
+            if w.send(cur, 2 * self.rr.randrange(8, 33)):
+                if cur.on_done:
+                    cur.on_done()
+                advance(state, w.clock)
             else:
-                if isinstance(cur, tuple):
-                    _, snd, rcv, buf, ends, on_done = cur
-                    cur = state[1] = Transmission(snd, rcv, buf, ends, on_done)
-                if w.send(cur, 2 * self.rr.randrange(8, 33)):
-                    if cur.on_done:
-                        cur.on_done()
-                    state[1] = None
-            heapq.heappush(heap, (w.clock, order, state))
-            order += 1
+                push(w.clock, state)  # more to send: other associations may go first
         return self.truth
 
 
