@@ -1,0 +1,231 @@
+"""Export: every data set, byte for byte, as a valid Part 10 file; never an
+incomplete object under a normal name; safe names."""
+
+import hashlib
+import json
+import os
+import struct
+
+import pydicom
+import pytest
+
+from fastdicom import capture
+from fastdicom.decoder import Decoder
+from fastdicom.export import IMPLEMENTATION_CLASS_UID, Exporter, safe_name, verify
+from helpers import REAL, REAL_CAPTURES, ports_of, truth
+from mutations import mutate
+import pcapgen as G
+
+
+def export(path, out, ports=None, **kw):
+    ex = Exporter(str(out), **kw)
+    dec = Decoder([ex])
+    ex.decoder = dec
+    try:
+        capture.run([str(path)], dec, capture.EngineOptions(ports=ports or ports_of(path), data_limit=-1))
+    finally:
+        ex.close()
+    return ex, dec
+
+
+def dataset_bytes(path):
+    raw = open(path, "rb").read()
+    assert raw[128:132] == b"DICM"
+    glen = struct.unpack("<I", raw[140:144])[0]
+    return raw[144 + glen:]
+
+
+def score(truth_doc, out_dir):
+    """Like the project's check_export: received objects found byte for byte."""
+    got = {}
+    for root, _, names in os.walk(out_dir):
+        for n in names:
+            if not n.endswith(".dcm"):
+                continue
+            p = os.path.join(root, n)
+            ds = pydicom.dcmread(p)
+            uid = str(ds.file_meta.MediaStorageSOPInstanceUID)
+            got.setdefault(uid, []).append(hashlib.sha256(dataset_bytes(p)).hexdigest())
+    ok = miss = 0
+    for r in truth_doc["received"]:
+        h = r.get("dataset_sha256")
+        if r["sop_instance_uid"] in got and (h is None or h in got[r["sop_instance_uid"]]):
+            ok += 1
+        else:
+            miss += 1
+    return ok, miss
+
+
+@pytest.mark.parametrize("name", REAL_CAPTURES)
+def test_real_captures_export_byte_exact(name, tmp_path):
+    ex, dec = export(REAL / f"{name}.pcap", tmp_path)
+    ok, miss = score(truth(name), tmp_path)
+    assert miss == 0 and ok == len(truth(name)["received"])
+    assert verify(str(tmp_path)) == []
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert len(lines) == len(dec.objects)
+    for rec in lines:
+        if rec["file"]:
+            ds = pydicom.dcmread(tmp_path / rec["file"])
+            m = ds.file_meta
+            # bare UIDs, never "UID (Name)" (Wireshark bug B1)
+            for uid in (m.MediaStorageSOPClassUID, m.MediaStorageSOPInstanceUID, m.TransferSyntaxUID):
+                assert all(c in "0123456789." for c in str(uid)), uid
+            assert m.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+            assert m.ImplementationClassUID.startswith("2.25.")
+            assert m.TransferSyntaxUID == rec["transfer_syntax"]
+            want_ae = rec["calling_ae"] if rec["direction"] == "client_to_server" else rec["called_ae"]
+            assert m.SourceApplicationEntityTitle.strip() == want_ae
+            assert hashlib.sha256(dataset_bytes(tmp_path / rec["file"])).hexdigest() == rec["sha256"]
+
+
+@pytest.mark.parametrize("mode", ["reorder", "dup", "overlap", "vlan", "qinq", "sll", "rawip", "nanosec",
+                                  "bigendian", "pcapng", "gzip"])
+@pytest.mark.parametrize("name", ["store_syntaxes", "concurrent", "multi_pdv"])
+def test_mutated_captures_export_byte_exact(name, mode, tmp_path):
+    src = tmp_path / "in.pcap"
+    src.write_bytes(mutate((REAL / f"{name}.pcap").read_bytes(), mode, seed=3))
+    export(src, tmp_path / "out", ports=ports_of(REAL / f"{name}.pcap"))
+    ok, miss = score(truth(name), tmp_path / "out")
+    assert miss == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("name", ["store_syntaxes", "concurrent", "big_store"])
+def test_drop_never_claims_a_damaged_object_complete(name, seed, tmp_path):
+    src = tmp_path / "in.pcap"
+    src.write_bytes(mutate((REAL / f"{name}.pcap").read_bytes(), "drop", seed=seed, rate=0.03))
+    out = tmp_path / "out"
+    ex, dec = export(src, out, ports=ports_of(REAL / f"{name}.pcap"), keep_incomplete=True)
+    want = {}
+    for r in truth(name)["received"]:
+        want.setdefault(r["sop_instance_uid"], set()).add(r["dataset_sha256"])
+    partial = 0
+    for root, _, names in os.walk(out):
+        for n in names:
+            p = os.path.join(root, n)
+            if n.endswith(".dcm"):
+                uid = str(pydicom.dcmread(p).file_meta.MediaStorageSOPInstanceUID)
+                assert hashlib.sha256(dataset_bytes(p)).hexdigest() in want[uid], n
+            elif n.endswith(".partial"):
+                partial += 1
+    assert partial == ex.counts["partial"]
+    assert any(e.id == "export.partial" for e in dec.expert) == bool(partial)
+
+
+@pytest.mark.parametrize("name", ["store_syntaxes", "concurrent"])
+def test_midstream_exports_every_object_that_began_after_the_start(name, tmp_path):
+    data = (REAL / f"{name}.pcap").read_bytes()
+    ports = ports_of(REAL / f"{name}.pcap")
+    full, fdec = export(REAL / f"{name}.pcap", tmp_path / "full", ports=ports)
+    src = tmp_path / "in.pcap"
+    src.write_bytes(mutate(data, "midstream", rate=0.4))
+    n_frames = fdec.captures[0].stats["frames"]
+    cut = int(n_frames * 0.4)  # frames dropped from the front
+    ex, dec = export(src, tmp_path / "mid", ports=ports)
+    after = [t for t in fdec.objects if t.frame_first > cut + 1 and t.command is not None
+             and t.command.frame > cut]
+    got = {}
+    for t in dec.objects:
+        if t.complete:
+            got.setdefault(t.sop_instance_uid, set()).add(t.sha256)
+    assert after
+    for t in after:
+        assert t.sha256 in got.get(t.sop_instance_uid, set()), t.sop_instance_uid
+
+
+def test_hostile_uids_stay_inside_the_output_folder(tmp_path):
+    uids = ["../../etc/passwd", "/etc/shadow", "..", "a/../../b", "1.2.3\\..\\x", "\x1b[31mred"]
+    conv = G.store_conversation(uids, client_ae="../../AE")
+    src = tmp_path / "evil.pcap"
+    src.write_bytes(G.pcap(conv))
+    out = tmp_path / "out"
+    for layout in ("flat", "association", "patient"):
+        ex, dec = export(src, out / layout, ports=(104,), layout=layout)
+        assert ex.counts["written"] == len(uids)
+    for root, dirs, names in os.walk(tmp_path):
+        for n in names + dirs:
+            real = os.path.realpath(os.path.join(root, n))
+            assert real.startswith(str(tmp_path) + os.sep)
+            assert n not in (".", "..") and "/" not in n and "\\" not in n and "\x1b" not in n
+    assert not (tmp_path.parent / "etc").exists()
+
+
+def test_collisions_never_overwrite(tmp_path):
+    conv = G.store_conversation(["1.2.3.4", "1.2.3.4", "1.2.3.4"])
+    src = tmp_path / "dup.pcap"
+    src.write_bytes(G.pcap(conv))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "CT01_1_1.2.3.4.dcm").write_bytes(b"precious")
+    ex, dec = export(src, out, ports=(104,))
+    assert (out / "CT01_1_1.2.3.4.dcm").read_bytes() == b"precious"
+    files = sorted(p.name for p in out.glob("*.dcm"))
+    assert len(files) == 4
+
+
+def test_symlinked_output_folder_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with pytest.raises(Exception):
+        Exporter(str(tmp_path / "link"))
+
+
+def test_min_size_commands_and_no_meta(tmp_path):
+    path = REAL / "nservices.pcap"
+    ex, _ = export(path, tmp_path / "a", min_size=450)  # meta header plus data, as Wireshark's
+    sizes = [os.path.getsize(p) for p in (tmp_path / "a").glob("*.dcm")]
+    assert sizes and min(sizes) >= 450 and ex.counts["skipped_small"] == 2
+    ex, _ = export(path, tmp_path / "b", include_commands=True)
+    cmds = [json.loads(x) for x in (tmp_path / "b" / "manifest.jsonl").read_text().splitlines()
+            if json.loads(x).get("kind") == "command"]
+    assert len(cmds) == 6  # N-CREATE, N-SET, N-ACTION: requests and responses
+    for c in cmds:
+        ds = pydicom.dcmread(tmp_path / "b" / c["file"])
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"  # commands: implicit VR LE
+        assert str(ds.file_meta.MediaStorageSOPClassUID).startswith("2.25.")
+        assert ds[0x00000100].value in (0x0140, 0x8140, 0x0120, 0x8120, 0x0130, 0x8130)
+    ex, dec = export(path, tmp_path / "c", meta_header=False)
+    for p in (tmp_path / "c").glob("*.dcm"):
+        assert p.read_bytes()[128:132] != b"DICM"
+    by_sha = {t.sha256 for t in dec.objects}
+    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "c").glob("*.dcm")} <= by_sha
+
+
+def test_bounded_open_files_reopen_and_append(tmp_path):
+    convs = [G.store_conversation([f"1.2.3.{i}"], client=("10.0.0.1", 41000 + i), t0=1_700_000_000 + i * 1e-5)
+             for i in range(12)]
+    src = tmp_path / "many.pcap"
+    src.write_bytes(G.pcap(*convs, interleave=True))
+    ex, dec = export(src, tmp_path / "out", ports=(104,), max_open=2)
+    assert ex.counts["written"] == 12
+    for t in dec.objects:
+        assert t.complete
+    for p in (tmp_path / "out").glob("*.dcm"):
+        ds = pydicom.dcmread(p)
+        assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID
+
+
+def test_abort_mid_transfer_is_incomplete(tmp_path):
+    c = G.Conversation()
+    c.send(0, G.assoc_rq("PACS", "CT01", [(1, G.CT_STORAGE, (G.EXPLICIT,))]))
+    c.send(1, G.assoc_ac("PACS", "CT01", [(1, 0, G.EXPLICIT)]))
+    ds = G.ct_dataset("1.2.3.9")
+    c.send(0, G.p_data((1, 3, G.c_store_rq(1, G.CT_STORAGE, "1.2.3.9"))))
+    c.send(0, G.p_data((1, 0, ds[:1000])))
+    c.send(0, G.abort())
+    c.close(rst=True)
+    src = tmp_path / "abort.pcap"
+    src.write_bytes(G.pcap(c))
+    ex, dec = export(src, tmp_path / "out", ports=(104,), keep_incomplete=True)
+    assert ex.counts["written"] == 0 and ex.counts["partial"] == 1
+    assert list((tmp_path / "out").glob("*.dcm")) == []
+    assert len(list((tmp_path / "out").glob("*.dcm.partial"))) == 1
+    assert any(e.id == "dicom.object.incomplete" and "A-ABORT" in e.message for e in dec.expert)
+
+
+def test_safe_name():
+    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_name("..") == "unknown"
+    assert safe_name("a" * 100, 10) == "a" * 10
+    assert safe_name(None) == "unknown"
