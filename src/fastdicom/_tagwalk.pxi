@@ -135,12 +135,11 @@ cdef inline bint _tw_private_sq(const unsigned char* b, long long n, unsigned in
 def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                  long long max_depth=64, long long max_elements=1_000_000,
                  long long stop_tag=0xFFFFFFFF):
-    """walk_dataset(buf, syntax, sq_tags=frozenset(), max_depth=64, max_elements=1_000_000, stop_tag=0xFFFFFFFF) -> (elements, status, status_offset)
-
-    Walk the element headers of one encoded data set (see ``_pytagwalk``).
+    """Walk the element headers of one encoded data set (see ``_pytagwalk``).
     ``syntax``: 0 implicit VR LE, 1 explicit VR LE, 2 explicit VR BE.
     ``elements``: ``(depth, kind, tag, vr, vl, header_offset, value_offset,
-    value_length)`` tuples.  Never raises on malformed input.
+    value_length)`` tuples.  Returns ``(elements, status, status_offset)``.
+    Never raises on malformed input.
     """
     cdef long long n = buf.shape[0]
     cdef const unsigned char* b = &buf[0] if n > 0 else NULL
