@@ -179,6 +179,7 @@ class Association:
         self.transfers = 0
         self.flow_end_reason = None
         self.reported_bad_ctx = set()
+        self.ctx_pdvs = {}  # context ID -> PDVs carried
         self.assemblers = None  # (MessageAssembler, MessageAssembler), set by the decoder
 
     # --- identities -------------------------------------------------------

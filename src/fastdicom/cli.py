@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("-o", "--output", metavar="FILE")
     p.add_argument("--follow", action="store_true", help="print each entry as soon as it is found")
+    p = sub.add_parser(
+        "sample", help="print the path of a capture bundled with fastdicom",
+        description="Print the path of a small real capture shipped with fastdicom, to try "
+                    "the other commands on.",
+        epilog="Example: fastdicom summary $(fastdicom sample)\n"
+               "         fastdicom pdus \"$(fastdicom sample query_retrieve)\" --ports 5678,11113",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", default=None,
+                   help="store_reject_abort (default) or query_retrieve")
     return ap
 
 

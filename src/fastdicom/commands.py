@@ -54,7 +54,16 @@ def exit_status(args, decoder) -> int:
 
 def run(args) -> int:
     return {"summary": cmd_summary, "export": cmd_export, "pdus": cmd_pdus,
-            "expert": cmd_expert}[args.command](args)
+            "expert": cmd_expert, "sample": cmd_sample}[args.command](args)
+
+
+def cmd_sample(args) -> int:
+    from . import samples
+    try:
+        print(samples.path(args.name or samples.DEFAULT))
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    return 0
 
 
 def _analyse(args, sinks, data_limit=65536, **decoder_opts):

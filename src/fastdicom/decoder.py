@@ -323,8 +323,9 @@ class Decoder:
                 a.abort_time = t0
                 a.abort_frame = f1
             who = "requestor" if direction == 0 else "acceptor"
+            reason = f": {decoded.reason_text}" if decoded.source == 2 else ""
             self.report("dicom.assoc.abort", time=t1, frame=f1, association=a,
-                        source=f"{decoded.by} ({who})", reason=decoded.reason_text)
+                        who=who, source=decoded.source_text, reason=reason)
         if problem is not None:
             self.report("dicom.assoc.state", time=t1, frame=f1, association=a, pdu=X.pdu_name(t),
                         state=problem[0], why=problem[1])
@@ -391,7 +392,10 @@ class Decoder:
             self._open_pdata[key] = rec
         asm = a.assemblers[direction]
         pdvs = rec.pdvs if rec is not True else None
+        ctx_pdvs = a.ctx_pdvs
         for ctx, mch, pdv_len, offset, plen, data in pieces:
+            if offset == 0:
+                ctx_pdvs[ctx] = ctx_pdvs.get(ctx, 0) + 1
             if a.ac is not None and ctx not in a.reported_bad_ctx and not (
                     ctx in a.contexts and a.contexts[ctx].accepted):
                 a.reported_bad_ctx.add(ctx)

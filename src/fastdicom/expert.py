@@ -125,7 +125,8 @@ CATALOGUE: dict[str, ExpertDef] = {d.id: d for d in [
     # --- association (PS3.8) -------------------------------------------------
     _d("dicom.assoc.reject", S.WARNING, RESPONSE_CODE,
        "Association rejected: {result}, {source}: {reason}"),
-    _d("dicom.assoc.abort", S.WARNING, RESPONSE_CODE, "Association aborted by the {source}: {reason}"),
+    _d("dicom.assoc.abort", S.WARNING, RESPONSE_CODE,
+       "Association aborted: A-ABORT from the {who} ({source}){reason}"),
     _d("dicom.pctx.rejected", S.NOTE, RESPONSE_CODE,
        "{count} presentation context(s) rejected ({reason}): {contexts}"),
     _d("dicom.no_abstract_syntax", S.ERROR, MALFORMED,

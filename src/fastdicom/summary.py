@@ -130,7 +130,8 @@ def association_json(a: Association, redact: bool = False) -> dict:
         "state": a.state,
         "reject": rj,
         "abort": ab,
-        "contexts": [c.to_json() for c in sorted(a.contexts.values(), key=lambda c: c.id)],
+        "contexts": [dict(c.to_json(), pdvs=a.ctx_pdvs.get(c.id, 0))
+                     for c in sorted(a.contexts.values(), key=lambda c: c.id)],
         "roles": a.roles(),
         "user_info": ui,
         "max_pdu_length": {"client_receives": a.max_length(1), "server_receives": a.max_length(0)},
@@ -299,8 +300,38 @@ def _reason(a: dict) -> str:
         return f"{r['result_text']}: {r['reason_text']} ({r['source_text']})"
     if a["abort"]:
         ab = a["abort"]
-        return f"aborted by the {ab['by']}: {ab['reason_text']}"
+        if ab["source"] == 2:
+            return f"A-ABORT from the {ab['by']} (service-provider): {ab['reason_text']}"
+        return f"A-ABORT from the {ab['by']} (service-user)"
     return ""
+
+
+def _contexts_table(con, a, Table, Text, show_all: int = 8):
+    """Contexts of one association: those used or refused in full, the
+    accepted-but-unused ones counted (the JSON lists them all)."""
+    ctxs = a["contexts"]
+    shown = ctxs if len(ctxs) <= show_all else [
+        x for x in ctxs if x["pdvs"] or x["result"] != "accepted"]
+    ct = Table(title=f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
+               title_justify="left", show_edge=False, box=None, padding=(0, 1))
+    for col in ("id", "abstract syntax", "result", "transfer syntax", "PDVs"):
+        ct.add_column(col)
+    for x in shown:
+        if x["result"] == "accepted":
+            res, ts = Text("accepted", style="green"), x["transfer_syntax_name"] or x["transfer_syntax"]
+        elif x["result"] == "rejected":
+            res = Text(f"rejected: {x['reason']}", style="red")
+            ts = "proposed: " + ", ".join(uid_name(u) or u for u in x["proposed_transfer_syntaxes"])
+        else:
+            res = Text("association rejected" if a["result"] == "rejected" else "no answer",
+                       style="yellow")
+            ts = "proposed: " + ", ".join(uid_name(u) or u for u in x["proposed_transfer_syntaxes"])
+        ct.add_row(str(x["id"]), x["abstract_syntax_name"] or x["abstract_syntax"] or "?", res, ts,
+                   str(x["pdvs"] or ""))
+    con.print(ct)
+    hidden = len(ctxs) - len(shown)
+    if hidden:
+        con.print(f"  and {hidden} more accepted contexts that carried no data (--format json lists them)")
 
 
 def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> None:
@@ -339,22 +370,8 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
                   _reason(a))
     con.print(t)
     for a in doc["associations"]:
-        if not a["contexts"]:
-            continue
-        ct = Table(title=f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
-                   title_justify="left", show_edge=False, box=None, padding=(0, 1))
-        for col in ("id", "abstract syntax", "result", "transfer syntax"):
-            ct.add_column(col)
-        for x in a["contexts"]:
-            if x["result"] == "accepted":
-                res, ts = Text("accepted", style="green"), x["transfer_syntax_name"] or x["transfer_syntax"]
-            elif x["result"] == "rejected":
-                res = Text(f"rejected: {x['reason']}", style="red")
-                ts = "proposed: " + ", ".join(x["proposed_transfer_syntaxes"])
-            else:
-                res, ts = Text("no answer", style="yellow"), ", ".join(x["proposed_transfer_syntaxes"])
-            ct.add_row(str(x["id"]), x["abstract_syntax_name"] or x["abstract_syntax"] or "?", res, ts)
-        con.print(ct)
+        if a["contexts"]:
+            _contexts_table(con, a, Table, Text)
     con.print()
 
     ops = c["operations_by_command"]
