@@ -1,0 +1,189 @@
+"""The command line through ``fastdicom.cli.main``: every command and format on
+the real captures, exit codes, and error messages (never a traceback)."""
+
+import csv
+import gzip
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastdicom.cli import main
+from helpers import REAL
+
+QR = str(REAL / "query_retrieve.pcap")
+RA = str(REAL / "reject_abort.pcap")
+QR_PORTS = ["--ports", "5678, 11113"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_summary_text(capsys):
+    code, out, err = run(capsys, "summary", RA, "--ports", "104 11112")
+    assert code == 0
+    assert "STORESCU → WRONG_AE" in out and "rejected" in out
+    assert "called-AE-title-not-recognized" in out
+    assert "A-ABORT from the client (service-user)" in out
+    assert "A-ABORT from the server (service-user)" in out
+    assert "Operations by command and status class" in out and "C-STORE" in out
+    assert "dicom.op.unanswered" in out
+    assert "\x1b[" not in out  # no colours when not on a terminal
+
+
+def test_summary_json_contract(capsys):
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    a = doc["associations"][1]
+    for key in ("id", "client", "server", "calling_ae", "called_ae", "result", "end", "reject",
+                "abort", "contexts", "user_info", "start", "end_time", "operations"):
+        assert key in a
+    for key in ("id", "abstract_syntax", "abstract_syntax_name", "proposed_transfer_syntaxes",
+                "result", "transfer_syntax"):
+        assert key in a["contexts"][0]
+    op = a["operations"][0]
+    for key in ("command", "message_id", "context_id", "affected_sop_class_uid",
+                "affected_sop_instance_uid", "request_time", "response_time", "status",
+                "status_text", "status_class", "pending_responses", "dataset_bytes"):
+        assert key in op
+    assert (a["calling_ae"], op["command"], op["status"], op["pending_responses"]) == ("VIEWER", "C-FIND", 0, 3)
+    for key in ("association", "message_id", "command", "sop_class_uid", "sop_instance_uid",
+                "transfer_syntax", "bytes", "complete"):
+        assert key in doc["objects"][0]
+    for key in ("id", "severity", "group", "message", "time", "association"):
+        assert key in doc["expert"][0]
+    move = [o for o in a["operations"] if o["command"] == "C-MOVE"]
+    assert [m["status"] for m in move] == [0, 0xA801]
+    assert move[1]["status_text"] == "Refused: Move Destination unknown"
+    assert move[0]["move_destination"] == "MOVEDEST"
+
+
+def test_summary_is_deterministic(capsys):
+    _, a, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json")
+    _, b, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json")
+    assert a == b
+
+
+def test_summary_jsonl_and_csv(capsys, tmp_path):
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "jsonl")
+    recs = [json.loads(x) for x in out.splitlines()]
+    assert recs[0]["record"] == "capture"
+    kinds = {r["record"] for r in recs}
+    assert kinds == {"capture", "association", "operation", "object", "expert"}
+    assert sum(r["record"] == "operation" for r in recs) == 8
+    out_file = tmp_path / "ops.csv"
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "csv", "-o", str(out_file))
+    assert code == 0 and out == ""
+    rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    assert len(rows) == 8
+    assert [r["command"] for r in rows].count("C-STORE") == 4
+    assert {r["status_class"] for r in rows} == {"success", "failure"}
+
+
+def test_pdus_text_matches_wireshark_info_style(capsys):
+    code, out, _ = run(capsys, "pdus", RA, "--ports", "104 11112")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 19  # tshark shows the same 19 DICOM PDUs
+    assert "A-ASSOCIATE request STORESCU --> WRONG_AE" in lines[0]
+    assert "A-ASSOCIATE reject  STORESCU <-- WRONG_AE (called-AE-title-not-recognized)" in lines[1]
+    assert any("P-DATA, C-STORE-RQ ID=1" in x for x in lines)
+    assert any("P-DATA, C-STORE-RSP ID=1 (Success)" in x for x in lines)
+    assert any("P-DATA, PDV Fragment" in x for x in lines)
+    assert any("P-DATA, CT Image Storage" in x for x in lines)
+    assert any("ABORT STORESCU --> STORESCP" in x for x in lines)
+
+
+def test_pdus_jsonl_keys(capsys):
+    code, out, _ = run(capsys, "pdus", QR, *QR_PORTS, "--format", "jsonl")
+    recs = [json.loads(x) for x in out.splitlines()]
+    assert len(recs) == 50
+    for r in recs:
+        assert isinstance(r["time"], float) and ":" in r["src"] and ":" in r["dst"]
+        assert r["type"] in range(1, 8) and isinstance(r["length"], int)
+    assert [r["type"] for r in recs].count(1) == 4
+
+
+def test_expert_command(capsys):
+    code, out, _ = run(capsys, "expert", RA, "--ports", "104 11112", "--min-severity", "warning")
+    assert code == 0
+    assert out.count("dicom.assoc.abort") == 2 and out.count("dicom.assoc.reject") == 2
+    code, out, _ = run(capsys, "expert", RA, "--format", "jsonl")
+    assert all(json.loads(x)["id"] for x in out.splitlines())
+
+
+def test_fail_on(capsys):
+    assert run(capsys, "summary", RA, "--fail-on", "warning")[0] == 1
+    assert run(capsys, "summary", RA, "--fail-on", "error")[0] == 0
+    assert run(capsys, "summary", QR, *QR_PORTS, "--fail-on", "error")[0] == 1  # C-MOVE failure
+
+
+def test_errors_are_one_line(capsys, tmp_path):
+    code, out, err = run(capsys, "summary", str(tmp_path / "missing.pcap"))
+    assert code == 2 and err.count("\n") == 1 and "missing.pcap" in err and "Traceback" not in err
+    bad = tmp_path / "not.pcap"
+    bad.write_bytes(b"hello world, this is not a capture")
+    code, out, err = run(capsys, "summary", str(bad))
+    assert code == 2 and "not a pcap or pcapng capture" in err and err.count("\n") == 1
+    code, out, err = run(capsys, "summary", RA, "--ports", "70000")
+    assert code == 2 and "--ports" in err
+    code, out, err = run(capsys, "summary")
+    assert code == 2
+    code, out, err = run(capsys, "nosuchcommand")
+    assert code == 2
+
+
+def test_gzip_and_stdin(capsys, tmp_path, monkeypatch):
+    gz = tmp_path / "ra.pcap.whatever"
+    gz.write_bytes(gzip.compress(open(RA, "rb").read()))
+    _, plain, _ = run(capsys, "summary", RA, "--format", "json")
+    _, zipped, _ = run(capsys, "summary", str(gz), "--format", "json")
+    def strip(text):
+        doc = json.loads(text)
+        del doc["captures"]
+        for a in doc["associations"]:
+            del a["capture"]
+        return doc
+    assert strip(plain) == strip(zipped)
+    proc = subprocess.run([sys.executable, "-m", "fastdicom.cli", "pdus", "-", "--follow"],
+                          input=open(RA, "rb").read(), capture_output=True)
+    assert proc.returncode == 0 and len(proc.stdout.decode().splitlines()) == 19
+
+
+def test_several_captures(capsys):
+    code, out, _ = run(capsys, "summary", RA, QR, "--ports", "104 11112 5678 11113", "--format", "json")
+    doc = json.loads(out)
+    assert len(doc["captures"]) == 2 and len(doc["associations"]) == 8
+    assert [a["id"] for a in doc["associations"]] == list(range(8))
+
+
+def test_follow_prints_operations_as_they_complete(capsys):
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--follow", "--format", "jsonl")
+    ops = [json.loads(x) for x in out.splitlines()]
+    assert len(ops) == 8 and {o["command"] for o in ops} == {"C-STORE", "C-FIND", "C-MOVE"}
+
+
+def test_sample_and_help(capsys):
+    code, out, _ = run(capsys, "sample")
+    assert code == 0 and out.strip().endswith("store_reject_abort.pcap")
+    for cmd in ("summary", "export", "pdus", "expert", "sample"):
+        code, out, _ = run(capsys, cmd, "--help")
+        assert code == 0 and "Example:" in out
+
+
+def test_export_command(capsys, tmp_path):
+    code, out, err = run(capsys, "export", RA, "-o", str(tmp_path / "x"), "--verify")
+    assert code == 0
+    assert "2 objects written" in err and "verify: 2 of 2 files read back" in err
+
+
+def test_redact(capsys):
+    code, out, _ = run(capsys, "summary", str(REAL / "store_syntaxes.pcap"), "--format", "json", "--redact")
+    doc = json.loads(out)
+    names = [o.get("patient_name") for o in doc["objects"] if o.get("patient_name")]
+    assert names and set(names) == {"<redacted>"}
