@@ -272,6 +272,7 @@ def test_undecodable_text_is_reported_not_raised():
                                                           b"\x1b$B;3ED\x1b(B")
     ds = decode(data, EXPLICIT)
     assert isinstance(ds["PatientName"].value, str)
+    assert "unknown escape sequence" in ds["PatientName"].status
 
 
 def test_padding_and_values_per_vr():
@@ -501,3 +502,36 @@ def test_leading_values_without_pydicom():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=None, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_deep_nesting_without_recursion():
+    depth = 2500
+    sq_u = bytes.fromhex("08 00 15 11 53 51 00 00 ff ff ff ff")
+    item_u = bytes.fromhex("fe ff 00 e0 ff ff ff ff")
+    ends = bytes.fromhex("fe ff 0d e0 00 00 00 00 fe ff dd e0 00 00 00 00")
+    data = (sq_u + item_u) * depth + el(0x00100010, "PN", "Deep^Est") + ends * depth
+    ds = decode(data, EXPLICIT, max_depth=depth)
+    assert ds.complete
+    deepest = list(ds.walk())[-1]
+    assert (deepest.value, deepest.depth) == ("Deep^Est", depth)
+    assert ds.dump().splitlines()[-1].strip() == "(0010,0010) PN Patient's Name: Deep^Est"
+    shallow = decode(data, EXPLICIT)  # max_depth 64
+    assert shallow.status == D.WALK_DEPTH_LIMIT and "nested too deep" in shallow.problems[0]
+
+
+def test_dataset_access():
+    data = el(0x00080060, "CS", "MR") + el(0x00100010, "PN", "A^B")
+    ds = decode(data, EXPLICIT)
+    assert "Modality" in ds and 0x00100010 in ds and "PatientID" not in ds
+    assert ds.get("PatientID") is None and ds.get(0x00080060).value == "MR"
+    with pytest.raises(KeyError):
+        ds["PatientID"]
+    assert [e.keyword for e in ds] == ["Modality", "PatientName"] and len(ds) == 2
+    e = ds["PatientName"]
+    assert (e.offset, e.value_offset, e.length, e.vl, e.depth) == (10, 18, 3, 3, 0)
+    assert e.raw == b"A^B" and e.head(2) == b"A^" and e.tag_str == "(0010,0010)"
+    assert repr(e) == "<Element (0010,0010) PN Patient's Name: A^B>"
+    made = D.Element(0x00100010, "PN", 3, "Patient's Name", "PatientName", "A^B")
+    assert format_value(made) == "A^B"
+    ds = decode(data, EXPLICIT, max_elements=1)
+    assert ds.status == D.WALK_ELEMENT_LIMIT and len(ds) == 1

@@ -35,8 +35,30 @@ An end reached through a defined length has no header of its own: its
 container leaves it, then, once its delimiter is found, its content length
 (delimiter excluded).
 
-A UN element of undefined length is a sequence whose content is implicit VR
-little endian whatever the transfer syntax (PS3.5 6.2.2).
+What opens a sequence:
+  * explicit VR SQ (any length);
+  * explicit VR UN of undefined length: its content is implicit VR little
+    endian whatever the transfer syntax (PS3.5 6.2.2);
+  * implicit VR: an undefined length, a tag in ``sq_tags``, or a private data
+    element (odd group, element > 00FF) whose value starts with an item tag
+    whose length fits in the value.
+Encapsulated pixel data: explicit OB/OW of undefined length, or (7FE0,0010)
+of undefined length in implicit VR.  Any other explicit VR of undefined length
+is malformed.  ``syntax`` values other than 0 and 2 walk as explicit VR LE.
+
+How the walk ends (``status``, ``status_offset``):
+  * WALK_OK at the buffer's end, with no container open;
+  * WALK_TRUNCATED where the buffer ends inside a header (offset: that header),
+    inside a value (the element is reported with the bytes present; offset: its
+    header), or with a container open (offset: the buffer's end);
+  * WALK_MALFORMED at a header that: has invalid VR bytes, is not an item where
+    only items belong (or an item where none belongs), is a delimiter that does
+    not close what is open, or declares a length overrunning the defined-length
+    container it is in (reported with the bytes its container holds);
+  * WALK_DEPTH_LIMIT at a sequence that would put items deeper than max_depth;
+  * WALK_ELEMENT_LIMIT where a tuple beyond max_elements would be reported;
+  * WALK_STOPPED at the first top-level element whose tag is >= stop_tag (not
+    reported).
 
 Every step advances by at least one 8-byte header, so the walk ends; lengths
 are only compared, never used to allocate.

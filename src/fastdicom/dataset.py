@@ -70,7 +70,6 @@ STATUS_TEXT = {
     WALK_STOPPED: "stopped at the requested tag",
 }
 
-ITEM_TAG = 0xFFFEE000
 SPECIFIC_CHARACTER_SET = 0x00080005
 PIXEL_REPRESENTATION = 0x00280103
 
@@ -220,9 +219,13 @@ class Element:
     @property
     def raw(self):
         """The value's bytes present in the data set."""
+        return self.head(self.length)
+
+    def head(self, n):
+        """The first ``n`` bytes of the value (fewer if fewer are present)."""
         if self._buf is None:
             return b""
-        return bytes(self._buf[self.value_offset:self.value_offset + self.length])
+        return bytes(self._buf[self.value_offset:self.value_offset + min(n, self.length)])
 
     def __repr__(self):
         return f"<Element {self.tag_str} {self.vr} {self.name}: {format_value(self)}>"
@@ -285,21 +288,23 @@ class Dataset:
     def dump(self, max_len=64, indent="  "):
         """A text listing, one element a line, items indented."""
         lines = []
-        self._dump(lines, 0, max_len, indent)
-        return "\n".join(lines)
-
-    def _dump(self, lines, level, max_len, indent):
-        # iterative over items would complicate the text; depth is bounded by the walk
-        pad = indent * level
-        for e in self.elements:
-            name = e.name or "Unknown"
+        stack = [(iter(self.elements), 0)]  # no recursion: nesting is data's choice
+        while stack:
+            it, level = stack[-1]
+            e = next(it, None)
+            if e is None:
+                stack.pop()
+                continue
+            if isinstance(e, Item):
+                lines.append(f"{indent * level}Item {e.index + 1}")
+                stack.append((iter(e.elements), level + 1))
+                continue
             note = f"  ! {e.status}" if e.status else ""
-            lines.append(f"{pad}{e.tag_str} {e.vr or '--'} {name}: "
-                         f"{format_value(e, max_len)}{note}")
+            lines.append(f"{indent * level}{e.tag_str} {e.vr or '--'} "
+                         f"{e.name or 'Unknown'}: {format_value(e, max_len)}{note}")
             if e.vr == "SQ" and e.children:
-                for item in e.children:
-                    lines.append(f"{pad}{indent}Item {item.index + 1}")
-                    item._dump(lines, level + 2, max_len, indent)
+                stack.append((iter(e.children), level + 1))
+        return "\n".join(lines)
 
 
 class Item(Dataset):
@@ -754,7 +759,7 @@ class _Ctx:
 def _build(root, els, buf, shift=0, base_depth=0):
     """Flat walker tuples -> the tree under ``root`` (a Dataset).  Elements get
     their explicit VR text; names and values come later, level by level.
-    Returns {id(Element): syntax override} for sequences read as implicit LE."""
+    Returns ``root``."""
     stack = [root]  # Datasets and containers (Elements) being filled
     for depth, kind, tag, vr, vl, ho, vo, vlen in els:
         cur = stack[-1]
@@ -801,7 +806,7 @@ def _decode_level(ds, ctx, max_depth, problems, status_offset, status):
             creators[(e.tag >> 16, e.tag & 0xFF)] = e
     here = _Ctx(cs, pixrep, ctx.syntax)
     for e in creators.values():
-        e.value, p = _decode_text(e.raw, "LO", cs)
+        e.value, _p = _decode_text(e.raw, "LO", cs)
     creator_names = {k: (v.value if isinstance(v.value, str) else "") for k, v in
                      creators.items()}
 
@@ -823,7 +828,7 @@ def _decode_level(ds, ctx, max_depth, problems, status_offset, status):
             else:
                 for frag in e.children:
                     frag.vr = "OB"
-                    frag.value = Binary(frag.length, frag.raw[:16])
+                    frag.value = Binary(frag.length, frag.head(16))
                 e.value = None
             _mark(e, status, status_offset)
             continue
@@ -841,8 +846,10 @@ def _decode_level(ds, ctx, max_depth, problems, status_offset, status):
             _sub_walk(e, max_depth, todo, cs, pixrep, problems)
             _mark(e, status, status_offset)
             continue
-        raw = e.raw
-        e.value, problem = decode_value(raw, vr, cs, big)
+        if vr in TEXT_VRS or vr in NUMERIC_VRS:
+            e.value, problem = decode_value(e.raw, vr, cs, big)
+        else:  # binary: summarised, never copied whole
+            e.value, problem = Binary(e.length, e.head(16)), None
         if problem and not e.status:
             e.status = problem
         if e.vl != 0xFFFFFFFF and e.length < e.vl:
@@ -870,8 +877,11 @@ def _sub_walk(e, max_depth, todo, cs, pixrep, problems):
         e.status = "sequence nested too deep to read"
         return
     head = struct.pack("<HHI", e.tag >> 16, e.tag & 0xFFFF, len(raw))
-    els, status, off = walk_dataset(head + raw, SYNTAX_IMPLICIT_LE, frozenset({e.tag}),
-                                    room, 1_000_000, 0xFFFFFFFF)
+    sq = _sq_tags()
+    if e.tag not in sq:
+        sq = sq | {e.tag}
+    els, status, off = walk_dataset(head + raw, SYNTAX_IMPLICIT_LE, sq, room,
+                                    1_000_000, 0xFFFFFFFF)
     holder = Dataset()
     _build(holder, els, e._buf, shift=e.value_offset - 8, base_depth=e.depth)
     if not holder.elements or holder.elements[0].children is None:
@@ -901,7 +911,7 @@ def decode(buf, transfer_syntax_uid, *, max_depth=64, stop_tag=None,
     top.transfer_syntax_uid = transfer_syntax_uid
     top.syntax = syntax
     top.deflated = deflated
-    sq = _sq_tags() if syntax == SYNTAX_IMPLICIT_LE else frozenset()
+    sq = _sq_tags()  # implicit VR, and implicit content of UN sequences
     stop = 0xFFFFFFFF if stop_tag is None else stop_tag
     inf = _Inflater(buf, max_inflate) if deflated else None
     data, els, status, off, problems = _walk(
