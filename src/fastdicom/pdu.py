@@ -400,13 +400,15 @@ def _decode_pctx_ac(b, s, e, problems) -> PresentationContextAC:
 
 
 def _lv_uid(b, p, end):
-    """A u16 length-prefixed UID at b[p]; returns (uid, next offset) or (None, end)."""
+    """A u16 length-prefixed UID at b[p]: (uid, next offset, whole).  ``uid``
+    is None when not even the length fits; ``whole`` is False when the UID
+    runs past ``end`` (what is there is returned)."""
     if p + 2 > end:
-        return None, end
+        return None, end, False
     ln = _u16(b, p)
     if p + 2 + ln > end:
-        return uid_text(b[p + 2:end]), end
-    return uid_text(b[p + 2:p + 2 + ln]), p + 2 + ln
+        return uid_text(b[p + 2:end]), end, False
+    return uid_text(b[p + 2:p + 2 + ln]), p + 2 + ln, True
 
 
 def _decode_user_info(b, s, e, ui: UserInformation, problems, is_request):
@@ -427,26 +429,32 @@ def _decode_user_info(b, s, e, ui: UserInformation, problems, is_request):
                 ui.async_ops_performed = _u16(b, vs + 2)
             short = n != 4
         elif t == SUB_ROLE_SELECTION:
-            uid, q = _lv_uid(b, vs, ve)
-            if uid is not None and q + 2 <= ve:
+            uid, q, whole = _lv_uid(b, vs, ve)
+            if whole and q + 2 <= ve:
                 ui.role_selections.append(RoleSelection(uid, b[q], b[q + 1]))
-            short = uid is None or q + 2 != ve
+            short = not whole or q + 2 != ve
         elif t == SUB_SOP_CLASS_EXTENDED:
-            uid, q = _lv_uid(b, vs, ve)
+            uid, q, whole = _lv_uid(b, vs, ve)
             if uid is not None:
                 ui.extended_negotiations.append(ExtendedNegotiation(uid, bytes(b[q:ve])))
-            short = uid is None
+            short = not whole
         elif t == SUB_SOP_CLASS_COMMON_EXTENDED:
-            sop, q = _lv_uid(b, vs, ve)
-            svc, q = _lv_uid(b, q, ve)
+            # PS3.7 D.3.3.6: SOP class UID, service class UID, then the
+            # related general SOP class identification (length, then
+            # length-prefixed UIDs), which ends the sub-item
+            sop, q, whole_sop = _lv_uid(b, vs, ve)
+            svc, q, whole_svc = _lv_uid(b, q, ve)
             related = []
+            short = not (whole_sop and whole_svc)
             if q + 2 <= ve:
                 rl = _u16(b, q)
                 q += 2
+                short = short or q + rl != ve
                 rend = min(ve, q + rl)
                 while q < rend:
-                    r, q = _lv_uid(b, q, rend)
-                    if r is None:
+                    r, q, whole = _lv_uid(b, q, rend)
+                    if r is None or not whole:
+                        short = True
                         break
                     related.append(r)
             else:
@@ -472,7 +480,7 @@ def _decode_user_info(b, s, e, ui: UserInformation, problems, is_request):
             if n >= 2:
                 rl = _u16(b, vs)
                 ui.user_identity_response = bytes(b[vs + 2:min(ve, vs + 2 + rl)])
-            short = n < 2
+            short = n < 2 or 2 + _u16(b, vs) != n
         else:
             ui.unknown.append((t, bytes(b[vs:ve])))
             problems.append(("dicom.assoc.item.unknown", {"where": "user information", "type": t, "length": n}))
