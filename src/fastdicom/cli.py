@@ -117,6 +117,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE")
     p.add_argument("--follow", action="store_true", help="print each entry as soon as it is found")
     p = sub.add_parser(
+        "analyze", help="troubleshooting findings: failures, negotiation, queries, retrieves, speed",
+        description="Analyse the DICOM traffic for problems and explain them: rejected and "
+                    "aborted associations and failed connections, presentation-context "
+                    "negotiation, C-FIND queries against their responses, C-MOVE/C-GET "
+                    "sub-operations, where the time goes, and data sets that do not parse.  "
+                    "--fail-on counts these findings.",
+        epilog="Example: fastdicom analyze night.pcap --ports 104,11112 --fail-on error\n"
+               "         fastdicom analyze a.pcap b.pcap --format json -o findings.json\n"
+               + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, filters=False)
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: findings by severity with explanations; json: one document")
+    p.add_argument("--min-severity", choices=("chat", "note", "warning", "error"), default="chat",
+                   help="text format: leave out findings below this severity (default: chat, all)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+    p = sub.add_parser(
+        "report", help="write a self-contained HTML report to open and share",
+        description="Write ONE self-contained HTML file (no network access needed to view it): "
+                    "an overview with the findings, charts of throughput, latency and "
+                    "associations over time, and one section per association with a ladder "
+                    "diagram, the negotiation matrix and a sortable, filterable table of "
+                    "operations.  --redact removes patient-identifying values before sharing.",
+        epilog="Example: fastdicom report night.pcap -o night.html --redact\n" + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, filters=False)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    p.add_argument("--title", metavar="TEXT", help="title of the report (default: the capture names)")
+
+    p = sub.add_parser(
         "sample", help="print the path of a capture bundled with fastdicom",
         description="Print the path of a small real capture shipped with fastdicom, to try "
                     "the other commands on.",

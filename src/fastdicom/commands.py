@@ -54,7 +54,8 @@ def exit_status(args, decoder) -> int:
 
 def run(args) -> int:
     return {"summary": cmd_summary, "export": cmd_export, "pdus": cmd_pdus,
-            "expert": cmd_expert, "sample": cmd_sample}[args.command](args)
+            "expert": cmd_expert, "sample": cmd_sample, "analyze": cmd_analyze,
+            "report": cmd_report}[args.command](args)
 
 
 def cmd_sample(args) -> int:
@@ -216,3 +217,37 @@ class _ExpertPrinter:
             self.out.write(expert_line(info) + "\n")
         if self.follow:
             self.out.flush()
+
+
+# ------------------------------------------------------- analyze and report
+def _run_analyses(args):
+    from .analysis import output as AO
+    summary_sink, collector = AO.sinks()
+    dec, infos = _analyse(args, [summary_sink, collector], **AO.DECODER_OPTIONS)
+    return dec, infos, summary_sink, collector, AO.run_analyses(dec, collector, args.redact)
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import output as AO
+    dec, infos, _, _, result = _run_analyses(args)
+    with output(args.output) as out:
+        if args.format == "json":
+            json.dump(AO.document(dec, infos, result), out, indent=1, default=str)
+            out.write("\n")
+        else:
+            AO.render_text(dec, infos, result, out, Severity.parse(args.min_severity))
+    return AO.exit_status(result, args.fail_on)
+
+
+def cmd_report(args) -> int:
+    from .analysis import output as AO
+    from .report import write_report
+    dec, infos, summary_sink, _, result = _run_analyses(args)
+    try:
+        size = write_report(args.output, dec, infos, result, summary_sink, redact=args.redact,
+                            title=args.title)
+    except OSError as e:
+        raise FastDicomError(f"{args.output}: {e.strerror or e}") from None
+    print(f"report written to {args.output} ({size / 1024:.0f} KB, {len(result.findings)} findings)",
+          file=sys.stderr)
+    return AO.exit_status(result, args.fail_on)
