@@ -235,8 +235,8 @@ def real_conversation(name):
 
 def synthetic_conversation(rnd: random.Random):
     """An association built from PS3.8 PDUs: echo, stores with random PDV splits."""
-    conv = [(0, G.assoc_rq("SCP", "SCU", [(1, G.CT_STORAGE, (G.EXPLICIT,)), (3, G.VERIFICATION, (G.IMPLICIT,))],
-                           max_len=rnd.choice((0, 4096, 16384)))),
+    contexts = [(1, G.CT_STORAGE, (G.EXPLICIT,)), (3, G.VERIFICATION, (G.IMPLICIT,))]
+    conv = [(0, G.assoc_rq("SCP", "SCU", contexts, max_len=rnd.choice((0, 4096, 16384)))),
             (1, G.assoc_ac("SCP", "SCU", [(1, 0, G.EXPLICIT), (3, 0, G.IMPLICIT)],
                            max_len=rnd.choice((0, 8192, 16384))))]
     for mid in range(1, rnd.randint(1, 4)):
@@ -477,7 +477,8 @@ def captures(draw, lossless=False):
         else:
             records.append((ts, frame, len(frame)))
     if fmt.startswith("pcapng"):
-        data = write_pcapng(records, link, fmt.endswith("be"), rnd.choice((6, 9, 3, 0x83, 0x90)), rnd, lossless)
+        tsresol = rnd.choice((6, 9, 3, 0x83, 0x90))
+        data = write_pcapng(records, link, fmt.endswith("be"), tsresol, rnd, lossless)
     else:
         data = write_pcap(records, link, fmt == "pcap-be", fmt == "pcap-ns", snap)
     options = draw(st.fixed_dictionaries({}, optional={

@@ -8,7 +8,8 @@ input, cut into ``feed()`` calls in any way, both emit the same event tuples
 What the port changes is only how the work is done:
 
 - capture records are processed in place in the caller's buffer; only a record
-  split across two ``feed()`` calls is copied (into the carry buffer);
+  split across two ``feed()`` calls is copied (into the carry buffer), and the
+  bytes searched while a damaged capture is resynchronised;
 - connections are C structs in an open-addressing hash table on the canonical
   37-byte key, with an intrusive LRU list in the order of the twin's
   OrderedDict;
@@ -18,9 +19,9 @@ What the port changes is only how the work is done:
 - Python objects are made per event, never per packet.
 """
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memmove, memcmp, memset, memchr
+from libc.string cimport memcpy, memmove, memcmp, memset
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 
 from .errors import CaptureFormatError
@@ -421,7 +422,7 @@ cdef class Engine:
     cdef bint _damaged
     cdef long long _damage_at, _last_ts_sec, _frame, _ts, _need_at_end
     cdef bint _finished
-    cdef set _linktypes_warned
+    cdef uint8_t _linktypes_warned[8192]  # bitmap of link types already reported
     cdef bint _frag_warned, _table_full_warned
 
     # connections
@@ -478,7 +479,6 @@ cdef class Engine:
 
         self._events = []
         self._last_ts_sec = -1
-        self._linktypes_warned = set()
 
     def __dealloc__(self):
         cdef Flow *fl = self._oldest
@@ -619,7 +619,8 @@ cdef class Engine:
                     continue
                 if buf[p] == 0x1F and buf[p + 1] == 0x8B:
                     raise CaptureFormatError("gzip-compressed data: decompress before feeding the core")
-                raise CaptureFormatError("not a pcap or pcapng capture (magic %s)" % mkbytes(buf + p, 4).hex())
+                raise CaptureFormatError(
+                    "not a pcap or pcapng capture (magic %s)" % mkbytes(buf + p, 4).hex())
             if self._fmt == FMT_PCAP:
                 r = self._pcap_step(buf, n, eof)
             else:
@@ -643,7 +644,12 @@ cdef class Engine:
         return True
 
     cdef int _pcap_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
-        """Process one pcap record (or one resync step); 0 when more data is needed."""
+        """Process one pcap record (or one resync step); 0 when more data is needed.
+
+        A record, in the file's byte order::
+
+            ts_sec(4) ts_usec_or_nsec(4) incl_len(4) orig_len(4) packet(incl_len)
+        """
         cdef Py_ssize_t p = self._pos, q, nxt
         cdef bint big = self._big
         cdef long long limit = lmax(self._snaplen, PCAP_MAX_RECORD)
@@ -706,6 +712,15 @@ cdef class Engine:
         return 1
 
     cdef int _pcapng_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
+        """Process one pcapng block (or one resync step); 0 when more data is needed.
+
+        A block: ``type(4) total_length(4) body total_length(4)``; the bodies read::
+
+            SHB  byte_order_magic(4) version(4) section_length(8) options
+            IDB  link_type(2) reserved(2) snaplen(4) options (9 if_tsresol, 14 if_tsoffset)
+            EPB  interface(4) ts_high(4) ts_low(4) captured(4) original(4) packet options
+            SPB  original(4) packet
+        """
         cdef Py_ssize_t p = self._pos, q, body, bend
         cdef bint big
         cdef bint found = False
@@ -875,6 +890,7 @@ cdef class Engine:
     # ------------------------------------------------ link, IP, TCP headers
     cdef int _record(self, int linktype, long long ts, const uint8_t *data, Py_ssize_t n,
                      long long wirelen) except -1:
+        """One captured packet: link header, IPv4/IPv6 (no fragments), TCP."""
         cdef long long frame
         cdef Py_ssize_t off, t, ip_end, pstart, cap_end, doff
         cdef int et, v, ihl, tot, nh, ipver
@@ -933,8 +949,8 @@ cdef class Engine:
             off = 4
         else:
             self.cnt[CT_UNSUPPORTED_LINK] += 1
-            if linktype not in self._linktypes_warned:
-                self._linktypes_warned.add(linktype)
+            if not (self._linktypes_warned[linktype >> 3] >> (linktype & 7)) & 1:
+                self._linktypes_warned[linktype >> 3] |= 1 << (linktype & 7)
                 self._cap_expert(X_LINKTYPE_UNSUPPORTED, 0, linktype, 0)
             return 0
         if et == 0x0800:
@@ -1558,7 +1574,6 @@ cdef class Engine:
     cdef int _drain(self, Flow *fl, int side, Dir *d) except -1:
         cdef Seg s
         cdef long long skip
-        cdef int r = 0
         while d.ooo_n and d.ooo[d.ooo_head].off <= d.offset:
             s = d.ooo[d.ooo_head]
             d.ooo_head += 1
