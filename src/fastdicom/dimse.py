@@ -159,21 +159,32 @@ def parse_command(buf) -> Command:
         spec = COMMAND_ELEMENTS.get(elem)
         if spec:
             name, vr = spec
+            bad = False  # a binary value of the wrong size (the first value is still used)
             if vr == _US:
                 val = int.from_bytes(v[:2], "little") if ln >= 2 else None
+                bad = ln != 2
             elif vr == _UL:
                 val = int.from_bytes(v[:4], "little") if ln >= 4 else None
+                bad = ln != 4
             elif vr == _AT:
                 val = [(int.from_bytes(v[i:i + 2], "little"), int.from_bytes(v[i + 2:i + 4], "little"))
                        for i in range(0, ln - 3, 4)]
+                bad = ln % 4 != 0
             else:
                 val = _text(v)
             if val is not None:
                 cmd.elements[name] = val
-            elif ln:
+            if bad and ln:
                 cmd.problems.append(("dicom.command.malformed",
                                      {"why": f"(0000,{elem:04x}) has {ln} bytes"}))
         p += 8 + ln
+    gl = cmd.elements.get("group_length")
+    if gl is not None and p == n and b[:4] == b"\x00\x00\x00\x00":
+        # (0000,0000) counts the bytes of the elements after it (PS3.7 6.3.1)
+        rest = n - 8 - int.from_bytes(b[4:8], "little")
+        if gl != rest:
+            cmd.problems.append(("dicom.command.malformed", {
+                "why": f"Command Group Length (0000,0000) is {gl}, the elements after it take {rest} bytes"}))
     if "command_field" not in cmd.elements:
         cmd.problems.append(("dicom.command.malformed", {"why": "no Command Field (0000,0100)"}))
     elif cmd.field not in COMMAND_FIELDS:

@@ -76,6 +76,7 @@ _STORE = {
 }
 _FIND = {
     0xA900: "Identifier does not match SOP Class",
+    0xB001: "Matching reached response limit, subsequent request may return additional matches",
     0xFE00: "Matching terminated due to Cancel request",
     0xFF00: "Pending: matches are continuing, current match supplied",
     0xFF01: "Pending: matches are continuing, one or more Optional Keys not supported",
@@ -85,6 +86,12 @@ _RETRIEVE = {
     0xA701: "Refused: Out of Resources - Unable to calculate number of matches",
     0xA702: "Refused: Out of Resources - Unable to perform sub-operations",
     0xA900: "Identifier does not match SOP Class",
+    # frame-level and composite instance root retrieve (PS3.4 Y.4.2.1.4, Y.4.3.1.4)
+    0xAA00: "None of the frames requested were found in the SOP Instance",
+    0xAA01: "Unable to create new object for this SOP Class",
+    0xAA02: "Unable to extract frames",
+    0xAA03: "Time-based request received for a non-time-based original SOP Instance",
+    0xAA04: "Invalid Request",
     0xB000: "Sub-operations Complete - One or more Failures or Warnings",
     0xFE00: "Sub-operations terminated due to Cancel Indication",
     0xFF00: "Pending: sub-operations are continuing",
