@@ -314,3 +314,70 @@ def test_cli_help_has_examples():
     for cmd in ("analyze", "report"):
         r = _cli(cmd, "--help")
         assert r.returncode == 0 and "Example: fastdicom " + cmd in r.stdout
+
+
+# ------------------------------------------------------ tests/data/made
+def made(name):
+    return analyse(MADE / f"{name}.pcap", ports=made_ports(name))[1]
+
+
+def test_made_move_destination_refused():
+    res = made("move_refused")
+    f = one(res, "move.connect_failed")
+    assert f.data["destination"] == "MOVEDEST" and f.data["outcome"] == "refused"
+    assert f.data["destination_address"] == "127.0.0.1:11119"
+    assert f.data["move_status"] == 0xA801 and f.severity == Severity.ERROR
+    u = one(res, "move.destination_unknown")
+    assert "unreachable" in u.title  # the capture shows it was known, just not reachable
+    t = one(res, "tcp.refused")
+    assert t.severity == Severity.NOTE and "MOVEDEST" in t.explanation
+    assert not findings(res, "move.linked")
+
+
+def test_made_get_with_sub_operations_then_cancelled_find():
+    res = made("get_cancel")
+    g = one(res, "get.linked")
+    assert g.data["sub_operations"] == 2 and g.data["seen"]["success"] == 2
+    assert g.data["reported"]["completed"] == 2
+    assert set(g.data["sop_classes"]) == {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"}
+    assert not findings(res, "get.role") and not findings(res, "get.count_mismatch")
+    r = one(res, "role.selection")
+    assert all(x["accepted_scp"] == 1 for x in r.data["roles"])
+    c = one(res, "find.cancelled")
+    assert c.data["matches_before_cancel"] == 2 and c.data["final_status"] == 0xFE00
+    assert c.severity == Severity.NOTE
+    assert not findings(res, "op.unanswered")
+
+
+def test_made_get_without_role_selection():
+    res = made("get_no_role")
+    f = one(res, "get.no_subops")
+    assert f.data["reported"]["failed"] == 2 and "role" in f.explanation
+
+
+def test_made_ae_rejections_and_case():
+    res = made("ae_reject")
+    called = one(res, "assoc.rejected", assoc=[0])
+    assert called.data["cause"] == "called AE title not recognised"
+    assert called.title.startswith("called AE title not recognised: storescp was called as 'storescp'")
+    assert "'STORESCP'" in called.explanation
+    calling = one(res, "assoc.rejected", assoc=[1])
+    assert calling.data["cause"] == "calling AE title not recognised"
+    assert "'CT01'" in calling.explanation  # the calling AE the same server accepted
+    variants = {tuple(sorted(f.data["variants"])) for f in findings(res, "ae.variants")}
+    assert variants == {("STORESCP", "storescp"), ("CT01", "ct01")}
+
+
+def test_made_no_answer_and_refused():
+    res = made("no_answer")
+    a = one(res, "assoc.aborted")
+    assert a.data["by"] == "requestor" and "never answered" in a.explanation
+    r = one(res, "tcp.refused")
+    assert r.data["server"] == "127.0.0.1:11114" and r.severity == Severity.ERROR
+
+
+def test_made_slow_scp():
+    res = made("slow_scp")
+    f = one(res, "perf.slow_side")
+    assert f.data["side"] == "scp" and f.data["shares"]["processing"] > 0.6
+    assert f.data["operations"] == 6

@@ -145,9 +145,14 @@ def _abort(ctx, a):
         parts.append(ABORT_PROVIDER_REASONS.get(ab.reason, ("", ""))[1])
         severity = S.ERROR
     if a.ac is None and a.rj is None:
+        waited = (t - (a.rq_time or a.start)) / 1e9
         parts.append("The association had not been accepted yet: the acceptor aborted instead of "
                      "answering with an A-ASSOCIATE-AC or -RJ." if by == 1 else
-                     "The requestor gave up before the acceptor answered its A-ASSOCIATE-RQ.")
+                     f"The requestor gave up {fmt_secs(waited)} after its A-ASSOCIATE-RQ, which "
+                     f"{a.called_ae or 'the acceptor'} at {a.flow.server} never answered (no "
+                     "A-ASSOCIATE-AC or -RJ): typically the requestor's association (ACSE) "
+                     "timeout. The process behind that port accepted the TCP connection but did "
+                     "not answer: hung, overloaded, expecting TLS, or not a DICOM application.")
         severity = S.ERROR
     elif outstanding:
         op = outstanding[0]
@@ -265,6 +270,7 @@ def _attempts(ctx):
         linked = [explained[id(at)] for at in ats if id(at) in explained]
         if linked:
             expl += " " + linked[0]
+            sev = min(sev, S.NOTE)  # the C-MOVE finding carries the error
         out.append(ctx.finding(NAME, ATTEMPT_CODES.get(outcome, "tcp.attempt"), sev, f"{phrase}: {server} ({len(ats)} time(s))", expl,
                                frames=[at.frame for at in ats[:10]], time=ats[0].time,
                                server=server, clients=clients, attempts=len(ats),

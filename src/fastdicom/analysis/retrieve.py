@@ -221,8 +221,15 @@ def _move(ctx, link):
                 f"{m.calling_ae}.")
         if known:
             expl += f" Note that {', '.join(quoted(k) for k in known)} is spelled differently."
-        out.append(ctx.finding(NAME, "move.destination_unknown", S.ERROR,
-                               f"move destination {quoted(dest)} unknown to {scp}", expl,
+        title = f"move destination {quoted(dest)} unknown to {scp}"
+        if attempts:
+            title = f"move destination {quoted(dest)} unreachable (reported as unknown by {scp})"
+            expl = (f"{scp} answered {_what(op)} with 0xA801 (Refused: Move Destination "
+                    f"unknown), but the capture shows it did know an address for {quoted(dest)}: "
+                    f"it tried {attempts[0].server} and could not connect. Some SCPs (pynetdicom "
+                    "among them) report an unreachable destination this way: start the "
+                    f"destination or correct its address and port in {scp}'s AE table.")
+        out.append(ctx.finding(NAME, "move.destination_unknown", S.ERROR, title, expl,
                                assoc=m, frames=frames, time=op.response_time, destination=dest,
                                status=st))
     elif op.status_class == "failure" and st is not None:
