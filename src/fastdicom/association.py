@@ -171,7 +171,8 @@ class Association:
         self.release_rp_time = None
         self.contexts: dict[int, PresentationContext] = {}
         self.operations = []
-        self.outstanding = {}  # (direction, message id) -> Operation
+        self.outstanding = {}  # (direction, message id) -> Operation awaiting its final response
+        self.queued = {}  # (direction, message id) -> [Operation]: later requests reusing an outstanding ID
         self.bytes = [0, 0]
         self.pdus = [0, 0]
         self.gaps = 0

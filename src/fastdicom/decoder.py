@@ -475,12 +475,14 @@ class Decoder:
         a.end_time = time if time is not None else a.start
         a.end_frame = frame
         for asm in a.assemblers:
-            asm.close(f"{why} before its last fragment")
-        for op in list(a.outstanding.values()):
+            asm.close(f"{why} before its last fragment", frame, time)
+        waiting = list(a.outstanding.values()) + [op for q in a.queued.values() for op in q]
+        for op in sorted(waiting, key=lambda op: op.index):
             self.report("dicom.op.unanswered", time=time, frame=frame, association=a,
                         command=op.command + "-RQ", message_id=op.message_id)
             self._call("on_operation", op)
         a.outstanding.clear()
+        a.queued.clear()
         if a.state == AWAITING_AC:
             self.report("dicom.assoc.no_accept", time=time, frame=frame, association=a)
         elif a.state not in ENDED:
@@ -543,6 +545,11 @@ class Decoder:
                 op.response_frame = f1
                 op.error_comment = cmd.get("error_comment")
                 del a.outstanding[key]
+                later = a.queued.get(key)
+                if later:  # the next request that reused this message ID is now the one answered
+                    a.outstanding[key] = later.pop(0)
+                    if not later:
+                        del a.queued[key]
                 if status is not None and cls != ST.SUCCESS:
                     comment = f" ({op.error_comment})" if op.error_comment else ""
                     text = ST.status_text(op.command, status)
@@ -556,7 +563,8 @@ class Decoder:
                     op.final_waits_data = True
         else:
             key = (direction, cmd.message_id)
-            if key in a.outstanding:
+            duplicate = key in a.outstanding
+            if duplicate:
                 self.report("dicom.op.duplicate_id", time=t1, frame=f1, association=a,
                             command=cmd.name, message_id=cmd.message_id)
             op = self._new_op(a, cmd, direction, ctx, cmd.message_id)
@@ -570,9 +578,21 @@ class Decoder:
             op.request_end_time = t1
             op.request_frame = f0
             op.command_bytes += nbytes
-            a.outstanding[key] = op
+            if duplicate:  # responses cannot tell them apart: answered in order
+                a.queued.setdefault(key, []).append(op)
+            else:
+                a.outstanding[key] = op
             cmd.operation = op
         self._call("on_command", cmd)
+
+    def missing_data(self, asm, ctx, cmd, frame, time):
+        """``cmd`` announced a data set that never came."""
+        a = asm.association
+        self.report("dicom.message.missing_data", time=time, frame=frame, association=a, command=cmd.name)
+        op = cmd.operation
+        if op is not None and op.final_waits_data and op.final is cmd:
+            op.final_waits_data = False
+            self._call("on_operation", op)
 
     def _new_op(self, a, cmd, direction, ctx, message_id) -> Operation:
         op = Operation(a, cmd.service, message_id, ctx, direction)

@@ -308,7 +308,9 @@ class MessageAssembler:
 
     ``handler`` receives ``command(assembler, ctx, cmd, nbytes, frame0, time0,
     frame1, time1)``, ``transfer_start(transfer)``, ``data(transfer, offset,
-    bytes)`` and ``transfer_end(transfer)``.  Holes in a PDV (lost by the tap)
+    bytes)``, ``transfer_end(transfer)`` and ``missing_data(assembler, ctx,
+    cmd, frame, time)`` (``cmd`` announced a data set, but the next command on
+    its context, or the end, came first).  Holes in a PDV (lost by the tap)
     are recorded in ``transfer.missing``; nothing is ever spliced over them.
     """
 
@@ -364,6 +366,9 @@ class MessageAssembler:
             s.transfer.mark("the next command arrived before its last fragment")
             self._transfer_done(s, False)
         if s.cmd_buf is None:
+            if s.awaiting_data:
+                s.awaiting_data = False
+                self.handler.missing_data(self, ctx_id, s.last_command, frame, time)
             s.cmd_buf = bytearray()
             s.cmd_frame = frame
             s.cmd_time = time
@@ -459,15 +464,18 @@ class MessageAssembler:
                 s.transfer.mark(why)
                 s.transfer.hasher = None
 
-    def close(self, why: str):
+    def close(self, why: str, frame=None, time=None):
         """The association or connection ended: end whatever is still open."""
-        for s in self.ctx.values():
+        for ctx_id, s in self.ctx.items():
             if s.pdv_end >= 0 and s.pdv_pos < s.pdv_end:
                 self._pdv_cut(s, why)
             s.cmd_buf = None
             if s.transfer is not None and not s.transfer.ended:
                 s.transfer.mark(why)
                 self._transfer_done(s, False)
+            if s.awaiting_data:
+                s.awaiting_data = False
+                self.handler.missing_data(self, ctx_id, s.last_command, frame, time)
 
 
 def new_hasher():
