@@ -146,6 +146,10 @@ class Collector:
         self.objects = {}  # transfer index -> ObjectCheck (only data sets with something to say)
         self.object_uids = {}  # transfer index -> (sop class, sop instance) from the data set
         self.responses = {}  # operation index -> [Response]
+        # operation index -> [first byte of the request's PDU, of the first response's PDU]:
+        # a command completes when its last byte arrives, which can be much later than the
+        # first byte of its PDU (a sender that waits for an ACK between header and body)
+        self.wire = {}
         self.cancels = {}  # operation index -> (time, frame)
         self.pdus = {}  # association id -> [PduEvent]
         self.pdus_dropped = {}  # association id -> count not kept
@@ -163,6 +167,16 @@ class Collector:
         a = rec.association
         if a is None:
             return
+        if rec.type == 4:
+            for pdv in rec.pdvs:
+                cmd = pdv.command
+                op = getattr(cmd, "operation", None) if cmd is not None else None
+                if op is None or cmd.is_cancel:
+                    continue
+                w = self.wire.setdefault(op.index, [None, None])
+                k = 1 if cmd.is_response else 0
+                if w[k] is None:
+                    w[k] = rec.time_first
         lst = self.pdus.setdefault(a.id, [])
         if len(lst) >= self.MAX_PDUS_PER_ASSOCIATION:
             self.pdus_dropped[a.id] = self.pdus_dropped.get(a.id, 0) + 1

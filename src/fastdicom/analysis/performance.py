@@ -28,10 +28,18 @@ def _s(ns):
     return None if ns is None else ns / 1e9
 
 
-def timing(op) -> dict:
-    """The latency split of one operation, seconds (None where unknown)."""
+def timing(op, wire=None) -> dict:
+    """The latency split of one operation, seconds (None where unknown).
+    ``wire``: first bytes of the request's and first response's PDUs, when known."""
     rq, rq_end = op.request_time, op.request_end_time
     r0, r1 = op.first_response_start, op.response_time
+    if wire:
+        if wire[0] is not None and rq is not None:
+            rq = min(rq, wire[0])
+        if wire[1] is not None and r0 is not None:
+            r0 = min(r0, wire[1])
+            if rq_end is not None:
+                r0 = max(r0, rq_end)
     send = _s(rq_end - rq) if rq is not None and rq_end is not None else None
     proc = _s(r0 - rq_end) if r0 is not None and rq_end is not None else None
     resp = _s(r1 - r0) if r1 is not None and r0 is not None else None
@@ -39,7 +47,7 @@ def timing(op) -> dict:
     return {"send": send, "processing": proc, "response": resp, "latency": lat}
 
 
-def association_timings(a) -> dict:
+def association_timings(a, wire=None) -> dict:
     """Per operation split plus think time; totals for the association."""
     ops = []
     prev_end = None
@@ -54,8 +62,9 @@ def association_timings(a) -> dict:
             think[op.index] = (op.request_time - a.ac_time) / 1e9
         if op.response_time is not None:
             prev_end = max(prev_end or 0, op.response_time)
+    wire = wire or {}
     for op in a.operations:
-        t = timing(op)
+        t = timing(op, wire.get(op.index))
         t["think"] = think.get(op.index)
         ops.append((op, t))
         if op.direction == 0:
@@ -70,7 +79,8 @@ def association_timings(a) -> dict:
 
 def all_timings(ctx) -> dict:
     return ctx.cached("performance.timings",
-                      lambda: {a.id: association_timings(a) for a in ctx.associations})
+                      lambda: {a.id: association_timings(a, ctx.collector.wire)
+                               for a in ctx.associations})
 
 
 def run(ctx) -> list:
@@ -83,6 +93,7 @@ def run(ctx) -> list:
             out.append(f)
         out.extend(_tcp(ctx, a, at))
     out.extend(_outliers(ctx, timings))
+    out.extend(_stalls(ctx))
     f = _overall(ctx, timings)
     if f:
         out.append(f)
@@ -242,3 +253,36 @@ def _overall(ctx, timings):
                        slowest=[{"association": op.association.id, "message_id": op.message_id,
                                  "command": op.command, "latency": lat, **t}
                                 for lat, op, t in top])
+
+
+STALL_SECONDS = 0.02
+
+
+def _stalls(ctx):
+    """Small PDUs that took tens of milliseconds to cross: the sender wrote the PDU in
+    pieces and waited for the receiver's (delayed) ACK in between (Nagle's algorithm
+    meeting delayed ACKs): a fixed ~40 ms (Linux) or ~200 ms (Windows) per message."""
+    out = []
+    for a in ctx.associations:
+        for direction in (0, 1):
+            slow = [p for p in ctx.collector.pdus.get(a.id, ())
+                    if p.direction == direction and p.type == 4 and p.length < 16384
+                    and (p.time_last - p.time) / 1e9 > STALL_SECONDS]
+            if len(slow) < 2:
+                continue
+            total = sum(p.time_last - p.time for p in slow) / 1e9
+            sender = ctx.side(a, direction)
+            typical = statistics.median((p.time_last - p.time) / 1e9 for p in slow)
+            out.append(ctx.finding(
+                NAME, "tcp.nagle", S.NOTE,
+                f"{len(slow)} small PDU(s) from {sender} stalled {fmt_secs(typical)} each "
+                f"(association {a.id})",
+                f"{len(slow)} P-DATA PDUs of under 16 KB from {sender} took a median "
+                f"{fmt_secs(typical)} from their first to their last byte ({fmt_secs(total)} in "
+                "all). The sender wrote each PDU in pieces (header, then body) and the second "
+                "piece waited for the receiver's delayed ACK: Nagle's algorithm meeting delayed "
+                "ACKs. Setting TCP_NODELAY on the sender's socket (or writing each PDU in one "
+                "call) removes the wait.", assoc=a,
+                frames=[p.frame for p in slow[:10]], time=slow[0].time, count=len(slow),
+                median=typical, total=total, side="requestor" if direction == 0 else "acceptor"))
+    return out
