@@ -71,7 +71,6 @@ def _build():
         cell(AWAITING_AC, DATA, s, AWAITING_AC, "P-DATA-TF before the A-ASSOCIATE-AC")
         cell(AWAITING_AC, RQ, s, AWAITING_AC, "a second A-ASSOCIATE-RQ")
         cell(AWAITING_AC, REL_RP, s, RELEASED, "A-RELEASE-RP before the association was accepted")
-        cell(RELEASE_COLLISION, REL_RP, s, RELEASE_COLLISION_RP)
         cell(RELEASE_COLLISION_RP, REL_RP, s, RELEASED)
         cell(RELEASE_COLLISION, DATA, s, RELEASE_COLLISION, "P-DATA-TF during a release collision")
         for st in ENDED:
@@ -94,6 +93,11 @@ def _build():
     for st in (ESTABLISHED, ESTABLISHED_UNKNOWN):
         cell(st, REL_RQ, R, RELEASE_BY_REQUESTOR)
         cell(st, REL_RQ, A, RELEASE_BY_ACCEPTOR)
+    # in a release collision the requestor answers first, the acceptor after
+    # it has received that A-RELEASE-RP (PS3.8 9.2.3; Sta9 -> Sta11, Sta10 -> Sta12)
+    cell(RELEASE_COLLISION, REL_RP, R, RELEASE_COLLISION_RP)
+    cell(RELEASE_COLLISION, REL_RP, A, RELEASE_COLLISION_RP,
+         "in a release collision the requestor's A-RELEASE-RP comes first")
     # the peer that asked for the release sends nothing more but the RP of a collision
     for st, asker in ((RELEASE_BY_REQUESTOR, R), (RELEASE_BY_ACCEPTOR, A)):
         other = 1 - asker

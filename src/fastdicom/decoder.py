@@ -329,6 +329,9 @@ class Decoder:
         if problem is not None:
             self.report("dicom.assoc.state", time=t1, frame=f1, association=a, pdu=X.pdu_name(t),
                         state=problem[0], why=problem[1])
+        elif state_before == IDLE and t in (5, 6):
+            # a release first: the capture started after the negotiation (as for P-DATA-TF)
+            self.report("dicom.assoc.unknown_start", time=t0, frame=f0, association=a)
         if self.keep_pdus:
             rec = PduRecord(self.pdu_count, fl, a, direction, t, length, f0, f1, t0, t1,
                             truncated, body, decoded)
