@@ -296,6 +296,6 @@
   }
   window.addEventListener("hashchange", openHash);
   openHash();
-  if (sections.length <= 3) sections.forEach(function (d) { d.open = true; fill(d); });
+  if (sections.length <= 6) sections.forEach(function (d) { d.open = true; fill(d); });
   document.documentElement.setAttribute("data-ready", "1");
 })();
