@@ -156,6 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", default=None,
                    help="store_reject_abort (default) or query_retrieve")
+
+    p = sub.add_parser(
+        "fields", help="list the display-filter fields (for -Y)",
+        description="List the fields a display filter (-Y) can test: Wireshark's dicom.* fields "
+                    "that fastdicom supplies, fastdicom's own (dicom.op.*, dicom.assoc.id, "
+                    "dicom.expert.*, ip.*, tcp.*, frame.number) and the expert info pseudo-fields, "
+                    "with their type and the commands where they can be present.",
+        epilog="Examples: fastdicom fields userinfo\n"
+               "          fastdicom pdus capture.pcap -Y 'dicom.pctx.abss.syntax contains \"CT Image\"'\n"
+               "          fastdicom summary capture.pcap -Y 'dicom.op.status_class == \"failure\"'\n"
+               "Syntax: ==, !=, <, <=, >, >=, contains, matches, in {1 2 5..7}; and, or, not and "
+               "parentheses; a bare field tests presence.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("word", nargs="?", default=None, metavar="WORD",
+                   help="show only the fields whose name contains WORD")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: a plain table (name, type, available in, description); json: a list")
     return ap
 
 

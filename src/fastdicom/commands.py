@@ -42,7 +42,7 @@ def compile_filter(args):
     if not text:
         return None
     from . import filters
-    return filters.compile_filter(text)
+    return filters.compile_filter(text, command=args.command)
 
 
 def exit_status(args, decoder) -> int:
@@ -55,7 +55,13 @@ def exit_status(args, decoder) -> int:
 def run(args) -> int:
     return {"summary": cmd_summary, "export": cmd_export, "pdus": cmd_pdus,
             "expert": cmd_expert, "sample": cmd_sample, "analyze": cmd_analyze,
-            "report": cmd_report}[args.command](args)
+            "report": cmd_report, "fields": cmd_fields}[args.command](args)
+
+
+def cmd_fields(args) -> int:
+    from . import filters
+    sys.stdout.write(filters.render_fields(args.format, args.word))
+    return 0
 
 
 def cmd_sample(args) -> int:
