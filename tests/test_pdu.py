@@ -144,22 +144,48 @@ def test_associate_rq_every_field():
     d = ui.to_json()
     assert d["async_operations_window"] == {"invoked": 5, "performed": 3}
     assert d["role_selections"] == [{"sop_class_uid": E.CT_STORAGE, "scu_role": 0, "scp_role": 1}]
-    assert d["extended_negotiations"] == [{"sop_class_uid": E.STUDY_ROOT_FIND, "application_info": "01010101"}]
+    assert d["extended_negotiations"] == [{
+        "sop_class_uid": E.STUDY_ROOT_FIND, "application_info": "01010101",
+        "options": {"relational_queries": 1, "combined_date_time_matching": 1,
+                    "fuzzy_semantic_matching_of_person_names": 1, "timezone_query_adjustment": 1}}]
     assert d["user_identity"] == {"type": 2, "type_text": "Username and passcode",
                                   "positive_response_requested": True, "primary_field": "alice",
-                                  "secondary_field_length": 6}
+                                  "primary_field_length": 5, "secondary_field_length": 6}
     # the passcode is never shown, the user name only when not redacted
     assert "s3cret" not in repr(ui.to_json()) and "alice" not in repr(ui.to_json(redact=True))
 
 
 def test_extended_negotiation_query_flags():
-    """PS3.4 C.5.1.1: the Study Root FIND application information bytes, in order."""
+    """PS3.4 C.5.1.1.1: the Study Root FIND application information bytes, in
+    order (Wireshark decodes the same four)."""
     a = P.decode_associate(body(E.A_ASSOCIATE_RQ), True)
-    info = a.user_info.extended_negotiations[0].application_info
-    relational, date_time, fuzzy, timezone = info
-    assert (relational, date_time, fuzzy, timezone) == (1, 1, 1, 1)
+    assert tuple(a.user_info.extended_negotiations[0].application_info) == (1, 1, 1, 1)
     ac = P.decode_associate(body(E.A_ASSOCIATE_AC), False)
-    assert tuple(ac.user_info.extended_negotiations[0].application_info) == (1, 0, 1, 0)
+    assert ac.user_info.extended_negotiations[0].options == {
+        "relational_queries": 1, "combined_date_time_matching": 0,
+        "fuzzy_semantic_matching_of_person_names": 1, "timezone_query_adjustment": 0}
+
+
+@pytest.mark.parametrize("uid, info, options", [
+    ("1.2.840.10008.5.1.4.1.2.1.1", b"\x01", {"relational_queries": 1}),  # a short FIND answer
+    ("1.2.840.10008.5.1.4.1.2.2.2", b"\x01", {"relational_retrieval": 1}),
+    ("1.2.840.10008.5.1.4.1.2.3.3", b"\x00\x01", {"relational_retrieval": 0}),
+    ("1.2.840.10008.5.1.4.31", b"\x01\x01", None),  # modality worklist: not decoded, kept raw
+])
+def test_extended_negotiation_options(uid, info, options):
+    assert P.ExtendedNegotiation(uid, info).options == options
+
+
+@pytest.mark.parametrize("item, primary", [
+    (E.USER_IDENTITY_USERNAME, "alice"), (E.USER_IDENTITY_PASSCODE, "alice"),
+    (E.USER_IDENTITY_KERBEROS, None), (E.USER_IDENTITY_SAML, None), (E.USER_IDENTITY_JWT, None)])
+def test_user_identity_credentials_are_not_shown(item, primary):
+    """A ticket, assertion or token is a credential, like the passcode: the
+    summary shows its length only; a user name is shown unless redacted."""
+    ui = P.decode_associate(body(E.associate_rq_with(item)), True).user_info
+    d = ui.to_json()["user_identity"]
+    assert d["primary_field"] == primary and d["primary_field_length"] == len(ui.user_identity.primary_field)
+    assert ui.to_json(redact=True)["user_identity"]["primary_field"] == (primary and "<redacted>")
 
 
 # ------------------------------------------------------------ A-ASSOCIATE-AC

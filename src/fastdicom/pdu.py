@@ -149,10 +149,31 @@ class RoleSelection:
     scp_role: int
 
 
+# Query/Retrieve service class application information (PS3.4 C.5.1.1.1,
+# C.5.2.1.1, C.5.3.1.1): the meaning of each byte, for the SOP classes whose
+# extended negotiation Wireshark also decodes
+_QR_FIND_OPTIONS = ("relational_queries", "combined_date_time_matching",
+                    "fuzzy_semantic_matching_of_person_names", "timezone_query_adjustment")
+_QR_RETRIEVE_OPTIONS = ("relational_retrieval",)
+QR_EXTENDED_NEGOTIATION = {
+    **{f"1.2.840.10008.5.1.4.1.2.{m}.1": _QR_FIND_OPTIONS for m in (1, 2, 3)},
+    **{f"1.2.840.10008.5.1.4.1.2.{m}.{k}": _QR_RETRIEVE_OPTIONS for m in (1, 2, 3) for k in (2, 3)},
+}
+
+
 @dataclass
 class ExtendedNegotiation:
     sop_class_uid: str
     application_info: bytes
+
+    @property
+    def options(self) -> dict | None:
+        """The Query/Retrieve options the application information bytes set
+        (1: supported, 0: not), or None for other SOP classes."""
+        names = QR_EXTENDED_NEGOTIATION.get(self.sop_class_uid)
+        if names is None:
+            return None
+        return {n: v for n, v in zip(names, self.application_info)}
 
 
 @dataclass
@@ -202,9 +223,12 @@ class UserInformation:
                 {"sop_class_uid": r.sop_class_uid, "scu_role": r.scu_role, "scp_role": r.scp_role}
                 for r in self.role_selections]
         if self.extended_negotiations:
-            d["extended_negotiations"] = [
-                {"sop_class_uid": e.sop_class_uid, "application_info": e.application_info.hex()}
-                for e in self.extended_negotiations]
+            d["extended_negotiations"] = []
+            for e in self.extended_negotiations:
+                x = {"sop_class_uid": e.sop_class_uid, "application_info": e.application_info.hex()}
+                if e.options is not None:
+                    x["options"] = e.options
+                d["extended_negotiations"].append(x)
         if self.common_extended_negotiations:
             d["common_extended_negotiations"] = [
                 {"sop_class_uid": c.sop_class_uid, "service_class_uid": c.service_class_uid,
@@ -212,10 +236,19 @@ class UserInformation:
                 for c in self.common_extended_negotiations]
         if self.user_identity is not None:
             u = self.user_identity
+            # only a user name is shown; a Kerberos ticket, SAML assertion or
+            # JWT is a credential like the passcode: only its length is
+            if u.type not in (1, 2):
+                primary = None
+            elif redact:
+                primary = "<redacted>"
+            else:
+                primary = u.primary_field.decode("utf-8", "replace")
             d["user_identity"] = {
                 "type": u.type, "type_text": u.type_text,
                 "positive_response_requested": bool(u.positive_response_requested),
-                "primary_field": "<redacted>" if redact else u.primary_field.decode("utf-8", "replace"),
+                "primary_field": primary,
+                "primary_field_length": len(u.primary_field),
                 "secondary_field_length": len(u.secondary_field),
             }
         if self.user_identity_response is not None:
