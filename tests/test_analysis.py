@@ -381,3 +381,22 @@ def test_made_slow_scp():
     f = one(res, "perf.slow_side")
     assert f.data["side"] == "scp" and f.data["shares"]["processing"] > 0.6
     assert f.data["operations"] == 6
+
+
+def test_crafted_store_failures_grouped(tmp_path):
+    c = G.store_conversation(["1.2.3.1"], client_ae="CT01", server_ae="PACS")
+    d = G.Conversation(client=("10.0.0.1", 40009), t0=1_700_000_005.0)
+    d.send(0, G.assoc_rq("PACS", "CT01", [(1, G.CT_STORAGE, (G.EXPLICIT,))]))
+    d.send(1, G.assoc_ac("PACS", "CT01", [(1, 0, G.EXPLICIT)]))
+    for k in (1, 2, 3):
+        uid = f"1.2.3.{k + 10}"
+        d.send(0, G.p_data((1, 3, G.c_store_rq(k, G.CT_STORAGE, uid))))
+        d.send(0, G.p_data((1, 2, G.ct_dataset(uid))))
+        d.send(1, G.p_data((1, 3, G.c_store_rsp(k, G.CT_STORAGE, uid, 0xA700 if k < 3 else 0xB000))))
+    d.send(0, G.release_rq()).send(1, G.release_rp()).close()
+    _, res = analyse(_write(tmp_path, c, d), ports=(104,))
+    f = one(res, "op.failed")
+    assert f.data["count"] == 2 and f.data["of"] == 3 and f.data["status"] == 0xA700
+    assert f.associations == [1] and "Out of resources" in f.explanation
+    w = one(res, "op.warning")
+    assert w.data["status"] == 0xB000 and w.severity == Severity.WARNING

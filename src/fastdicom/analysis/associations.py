@@ -63,6 +63,51 @@ def run(ctx) -> list:
             out.append(f)
     out.extend(_attempts(ctx))
     out.extend(_ae_variants(ctx))
+    out.extend(_statuses(ctx))
+    return out
+
+
+# the C-FIND, C-MOVE and C-GET analyses explain their own failures
+OWN_ANALYSIS = frozenset({"C-FIND", "C-MOVE", "C-GET"})
+
+
+def _statuses(ctx):
+    """Operations that ended in failure or warning, grouped per association and status."""
+    groups = {}
+    for a in ctx.associations:
+        for op in a.operations:
+            if op.command in OWN_ANALYSIS or op.status_class not in ("failure", "warning"):
+                continue
+            groups.setdefault((a.id, op.command, op.status), []).append(op)
+    out = []
+    for (aid, command, status), ops in groups.items():
+        a = ops[0].association
+        first = ops[0]
+        failure = first.status_class == "failure"
+        responder = ctx.side(a, 1 - first.direction)
+        comments = sorted({op.error_comment for op in ops if op.error_comment})
+        total = sum(1 for op in a.operations if op.command == command)
+        expl = (f"{responder[0].upper() + responder[1:]} answered {len(ops)} of {total} "
+                f"{command} request(s) with 0x{status:04x} ({first.status_text})"
+                + (f"; error comment: {'; '.join(comments[:3])}" if comments else "") + ". ")
+        if failure and status & 0xFF00 == 0xA700:
+            expl += ("Out of resources: the receiver's storage or database is full or "
+                     "overloaded; its log says which.")
+        elif failure and status & 0xFF00 == 0xA900:
+            expl += "The data set does not match the SOP class, in the receiver's judgement."
+        elif failure and status & 0xF000 == 0xC000:
+            expl += "The receiver could not process the request: its log says why."
+        elif failure and status == 0x0122:
+            expl += "The receiver does not support that SOP class on this association."
+        elif not failure:
+            expl += "A warning: the operation succeeded, but not exactly as asked."
+        out.append(ctx.finding(
+            NAME, "op.failed" if failure else "op.warning", S.ERROR if failure else S.WARNING,
+            f"{len(ops)} {command} {'failure' if failure else 'warning'}(s) with 0x{status:04x} "
+            f"({first.status_text}) on association {aid}", expl, assoc=a,
+            frames=[op.response_frame for op in ops[:10]], time=first.response_time,
+            command=command, status=status, count=len(ops), of=total,
+            message_ids=[op.message_id for op in ops[:50]]))
     return out
 
 

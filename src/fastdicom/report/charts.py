@@ -141,10 +141,10 @@ def histogram(command, latencies_ms, id_) -> str:
         out.append(f'<rect class="bar" x="{_num(ml + k * bw)}" y="{_num(mt + ph - bh)}" '
                    f'width="{_num(bw - 1)}" height="{_num(bh)}"><title>{c} operation(s) '
                    f'from {esc(fmt_ms(a))} to {esc(fmt_ms(b))}</title></rect>')
-    for frac in (0, 0.5, 1):
+    for frac, anchor in ((0, "start"), (0.5, "middle"), (1, "end")):
         v = 10 ** (llo + frac * (lhi - llo))
         out.append(f'<text class="tick" x="{_num(ml + frac * pw)}" y="{h - 10}" '
-                   f'text-anchor="middle">{esc(fmt_ms(v))}</text>')
+                   f'text-anchor="{anchor}">{esc(fmt_ms(v))}</text>')
     out.append(f'<text class="tick" x="{ml - 4}" y="{mt + 8}" text-anchor="end">{top}</text>'
                f'<line class="axis" x1="{ml}" x2="{w - mr}" y1="{mt + ph}" y2="{mt + ph}"/></svg>')
     return "".join(out)
