@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "an overview with the findings, charts of throughput, latency and "
                     "associations over time, and one section per association with a ladder "
                     "diagram, the negotiation matrix and a sortable, filterable table of "
-                    "operations.  --redact removes patient-identifying values before sharing.",
+                    "operations.  --redact removes patient-identifying values before sharing; "
+                    "--fail-on counts the findings.",
         epilog="Example: fastdicom report night.pcap -o night.html --redact\n" + EPILOG_PORTS,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p, filters=False)

@@ -149,17 +149,10 @@ def _reject(ctx, a):
         if known:
             expl += f" It accepted associations from {', '.join(quoted(x) for x in known)}."
     return ctx.finding(NAME, "assoc.rejected", S.ERROR, title, expl, assoc=a,
-                       frames=[a.start_frame, _pdu_frame(ctx, a, 3)], time=a.rj_time,
+                       frames=[a.start_frame, ctx.pdu_frame(a, 3)], time=a.rj_time,
                        result=rj.result_text, source=rj.source_text, reason=rj.reason_text,
                        cause=phrase, calling_ae=a.calling_ae, called_ae=a.called_ae,
                        called_ae_raw=called_raw, client=a.flow.client, server=a.flow.server)
-
-
-def _pdu_frame(ctx, a, pdu_type):
-    for p in ctx.collector.pdus.get(a.id, ()):
-        if p.type == pdu_type:
-            return p.frame
-    return None
 
 
 # ---------------------------------------------------------------------- aborts

@@ -65,6 +65,13 @@ class Context:
             return f"the requestor {a.calling_ae or a.flow.client}"
         return f"the acceptor {a.called_ae or a.flow.server}"
 
+    def pdu_frame(self, a, pdu_type: int):
+        """Frame of the first PDU of ``pdu_type`` on association ``a`` (None if not kept)."""
+        for p in self.collector.pdus.get(a.id, ()):
+            if p.type == pdu_type:
+                return p.frame
+        return a.start_frame if pdu_type == 1 else None
+
     # -- values ----------------------------------------------------------------
     def value(self, tag: int, text) -> str:
         """A data set value for a finding text: redacted when it identifies a patient."""

@@ -111,19 +111,12 @@ def _rejected(ctx, a):
     return [ctx.finding(NAME, "pctx.rejected", sev,
                         f"{len(rejected)} presentation context(s) rejected by {a.called_ae} "
                         f"on association {a.id}", expl, assoc=a,
-                        frames=[_frame(ctx, a, 2)], time=a.ac_time,
+                        frames=[ctx.pdu_frame(a, 2)], time=a.ac_time,
                         contexts=[{"id": c.id, "abstract_syntax": c.abstract_syntax,
                                    "abstract_syntax_name": uid_name(c.abstract_syntax),
                                    "proposed": list(c.proposed), "reason": c.reason_text}
                                   for c in sorted(rejected, key=lambda c: c.id)],
                         not_accepted_at_all=nowhere)]
-
-
-def _frame(ctx, a, pdu_type):
-    for p in ctx.collector.pdus.get(a.id, ()):
-        if p.type == pdu_type:
-            return p.frame
-    return a.start_frame if pdu_type == 1 else None
 
 
 def _unsendable(ctx, a):
@@ -164,7 +157,7 @@ def _unsendable(ctx, a):
     return ctx.finding(NAME, "pctx.unsendable", S.WARNING,
                        f"{a.calling_ae} aborted: possibly an object with no accepted presentation "
                        f"context (association {a.id})", " ".join(parts), assoc=a,
-                       frames=[_frame(ctx, a, 2), a.abort_frame], time=a.abort_time,
+                       frames=[ctx.pdu_frame(a, 2), a.abort_frame], time=a.abort_time,
                        operations_before=sent, proposed_transfer_syntaxes=offered,
                        only_uncompressed=bool(storage and not compressed))
 
@@ -238,7 +231,7 @@ def _roles(ctx, a):
                 f"role selection answered for {name} that was not proposed (association {a.id})",
                 f"{a.called_ae} answered an SCP/SCU role selection for {name}, which "
                 f"{a.calling_ae} never proposed. PS3.7 D.3.3.4 allows a reply only to a "
-                "proposal; some requestors abort on it.", assoc=a, frames=[_frame(ctx, a, 2)],
+                "proposal; some requestors abort on it.", assoc=a, frames=[ctx.pdu_frame(a, 2)],
                 time=a.ac_time, sop_class_uid=uid))
             continue
         if a.ac is None:
@@ -251,7 +244,7 @@ def _roles(ctx, a):
                 f"role selection accepted a role that was not proposed for {name}",
                 f"For {name}, {a.calling_ae} proposed {prop} and {a.called_ae} accepted {acc}. An "
                 "acceptor may only accept or refuse the roles proposed (PS3.7 D.3.3.4).",
-                assoc=a, frames=[_frame(ctx, a, 2)], time=a.ac_time, sop_class_uid=uid))
+                assoc=a, frames=[ctx.pdu_frame(a, 2)], time=a.ac_time, sop_class_uid=uid))
         if r.get("proposed_scp") and not r.get("accepted_scp"):
             sev = S.WARNING if gets else S.NOTE
             expl = (f"{a.calling_ae} asked to act as SCP for {name} (so that {a.called_ae} can "
@@ -260,7 +253,7 @@ def _roles(ctx, a):
                     "as C-GET sub-operations on this association.")
             out.append(ctx.finding(NAME, "role.scp_refused", sev,
                                    f"SCP role not accepted for {name} (association {a.id})", expl,
-                                   assoc=a, frames=[_frame(ctx, a, 2)], time=a.ac_time,
+                                   assoc=a, frames=[ctx.pdu_frame(a, 2)], time=a.ac_time,
                                    sop_class_uid=uid, proposed=prop, accepted=acc))
     out.append(ctx.finding(NAME, "role.selection", S.CHAT,
                            f"SCP/SCU role selection for {len(roles)} SOP class(es) on association "
@@ -313,6 +306,6 @@ def _user_info(ctx, a):
                 f"{a.calling_ae} proposed up to {rq.async_ops_invoked} outstanding operations "
                 f"invoked and {rq.async_ops_performed} performed; {a.called_ae} did not answer, "
                 "so operations are synchronous: one at a time.", assoc=a,
-                frames=[_frame(ctx, a, 2)], time=a.ac_time,
+                frames=[ctx.pdu_frame(a, 2)], time=a.ac_time,
                 proposed=[rq.async_ops_invoked, rq.async_ops_performed]))
     return out
