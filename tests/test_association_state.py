@@ -177,7 +177,8 @@ def test_pdv_on_a_context_not_accepted(tmp_path):
     [a] = dec.associations
     assert a.ctx_pdvs == {3: 3, 5: 1, 1: 1}
     # the command sets still decode (they are always implicit VR LE); the data set has no syntax
-    assert [(o.command, o.message_id, o.context_id) for o in a.operations][:2] == [("C-STORE", 1, 3), ("C-STORE", 2, 3)]
+    assert [(o.command, o.message_id, o.context_id) for o in a.operations][:2] == [
+        ("C-STORE", 1, 3), ("C-STORE", 2, 3)]
     [t] = dec.objects
     assert t.transfer_syntax is None and t.context_id == 3
 

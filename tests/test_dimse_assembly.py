@@ -134,7 +134,8 @@ def test_last_fragment_shares_a_pdu_with_the_next_command(tmp_path):
     c.send(0, G.p_data((1, DATA_LAST, ds1[1000:]), (1, CMD_LAST, G.c_store_rq(2, CT, "1.2.3.2")),
                        (1, DATA, ds2[:10])))
     c.send(0, G.p_data((1, DATA_LAST, ds2[10:])))
-    c.send(1, G.p_data((1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.1")), (1, CMD_LAST, G.c_store_rsp(2, CT, "1.2.3.2"))))
+    c.send(1, G.p_data((1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.1")),
+                       (1, CMD_LAST, G.c_store_rsp(2, CT, "1.2.3.2"))))
     dec, rec = stack.run(tmp_path, released(c))
     ops = dec.associations[0].operations
     assert [(o.message_id, o.status, o.dataset_bytes) for o in ops] == [(1, 0, len(ds1)), (2, 0, len(ds2))]
@@ -151,7 +152,8 @@ def test_interleaved_contexts_stay_apart(tmp_path):
     c.send(0, G.p_data((1, CMD, rq1[:20]), (3, CMD, rq3[:30])))
     c.send(0, G.p_data((3, CMD_LAST, rq3[30:]), (1, CMD_LAST, rq1[20:]), (3, DATA, ds3[:100])))
     c.send(0, G.p_data((1, DATA, ds1[:500]), (3, DATA_LAST, ds3[100:]), (1, DATA_LAST, ds1[500:])))
-    c.send(1, G.p_data((3, CMD_LAST, G.c_store_rsp(3, CT, "1.2.3.3")), (1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.1"))))
+    c.send(1, G.p_data((3, CMD_LAST, G.c_store_rsp(3, CT, "1.2.3.3")),
+                       (1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.1"))))
     dec, rec = stack.run(tmp_path, released(c))
     ops = {o.message_id: o for o in dec.associations[0].operations}
     assert {k: (o.context_id, o.status, o.dataset_bytes) for k, o in ops.items()} == {
@@ -161,6 +163,20 @@ def test_interleaved_contexts_stay_apart(tmp_path):
     assert (objs[1].transfer_syntax, objs[3].transfer_syntax) == (EXPLICIT, IMPLICIT)
     assert all(t.complete for t in dec.objects)
     assert [c.raw_bytes for c in rec.commands[:2]] == [rq3, rq1]
+    # a message's fragments must all go before another message's: reported, once
+    assert [e.message for e in dec.expert] == [
+        "a PDV on context 3 while a message on context 1 is incomplete: fragments of messages are interleaved"]
+
+
+def test_messages_on_two_contexts_one_after_the_other_are_not_interleaved(tmp_path):
+    ds = G.ct_dataset("1.2.3.1")
+    c = opened(contexts=[(1, CT, (EXPLICIT,)), (3, CT, (IMPLICIT,))], results=[(1, 0, EXPLICIT), (3, 0, IMPLICIT)])
+    c.send(0, G.p_data((1, CMD_LAST, G.c_store_rq(1, CT, "1.2.3.1")), (1, DATA, ds[:99])))
+    c.send(0, G.p_data((1, DATA_LAST, ds[99:]), (3, CMD_LAST, G.c_echo_rq(2))))
+    c.send(1, G.p_data((3, CMD_LAST, G.c_echo_rsp(2)), (1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.1"))))
+    dec, rec = stack.run(tmp_path, released(c))
+    assert [(o.message_id, o.status) for o in dec.associations[0].operations] == [(1, 0), (2, 0)]
+    assert dec.expert == []
 
 
 def test_both_directions_stay_apart(tmp_path):
@@ -402,7 +418,8 @@ def test_c_store_rsp_after_an_encapsulated_object_decodes_normally(tmp_path):
     c.send(0, G.p_data((1, DATA, ds[cut1:cut2])))
     c.send(0, G.p_data((1, DATA_LAST, ds[cut2:])))
     c.send(1, G.p_data((1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.77", status=0xB007))))
-    c.send(0, G.p_data((1, CMD_LAST, G.c_store_rq(2, CT, "1.2.3.78")), (1, DATA_LAST, encapsulated_dataset("1.2.3.78"))))
+    c.send(0, G.p_data((1, CMD_LAST, G.c_store_rq(2, CT, "1.2.3.78")),
+                       (1, DATA_LAST, encapsulated_dataset("1.2.3.78"))))
     c.send(1, G.p_data((1, CMD_LAST, G.c_store_rsp(2, CT, "1.2.3.78"))))
     dec, rec = stack.run(tmp_path, released(c))
     ops = dec.associations[0].operations

@@ -252,6 +252,45 @@ def test_rq_and_ac_through_the_stack(tmp_path):
     assert "1 presentation context(s) rejected (user-rejection): 3 (CT Image Storage)" in texts
 
 
+def _rq_ctx(cid, abstract=E.VERIFICATION):
+    sub = (struct.pack(">BBH", 0x30, 0, len(abstract)) + abstract.encode()
+           + b"\x40\x00\x00\x11" + E.IMPLICIT_LE.encode())
+    return struct.pack(">BBH", 0x20, 0, 4 + len(sub)) + bytes([cid, 0, 0, 0]) + sub
+
+
+def _ac_ctx(cid, result=0):
+    return b"\x21\x00\x00\x19" + bytes([cid, 0, result, 0]) + b"\x40\x00\x00\x11" + E.IMPLICIT_LE.encode()
+
+
+def test_context_ids_must_be_odd_and_unique(tmp_path):
+    rq = E.associate_rq_with(contexts=_rq_ctx(1) + _rq_ctx(2) + _rq_ctx(1, E.CT_STORAGE))
+    ac = E.associate_ac_with(contexts=_ac_ctx(1) + _ac_ctx(2))
+    dec, rec = stack.run(tmp_path, stack.conversation((0, rq), (1, ac)))
+    assert [e.message for e in dec.expert if e.id == "dicom.pctx.id.invalid"] == [
+        "presentation context ID 2 is even (context IDs are odd)",
+        "presentation context ID 1 is proposed twice (the later one is kept)"]
+    assert dec.associations[0].contexts[1].abstract_syntax == E.CT_STORAGE
+
+
+def test_ac_answers_each_proposed_context_and_only_those(tmp_path):
+    rq = E.associate_rq_with(contexts=_rq_ctx(1) + _rq_ctx(3) + _rq_ctx(5))
+    ac = E.associate_ac_with(contexts=_ac_ctx(1) + _ac_ctx(7, 3))
+    dec, rec = stack.run(tmp_path, stack.conversation((0, rq), (1, ac)))
+    assert [e.message for e in dec.expert if e.id.startswith("dicom.pctx.un")] == [
+        "A-ASSOCIATE-AC answers presentation context 7, which the A-ASSOCIATE-RQ did not propose",
+        "A-ASSOCIATE-AC has no answer for 2 proposed presentation context(s): 3, 5"]
+    a = dec.associations[0]
+    assert (a.contexts[3].result_text, a.contexts[7].abstract_syntax) == ("unknown", None)
+
+
+def test_ac_without_a_captured_rq_is_not_checked_against_it(tmp_path):
+    c = pcapgen.Conversation(handshake=False)
+    c.send(1, E.associate_ac_with(contexts=_ac_ctx(7)))
+    dec, rec = stack.run(tmp_path, c.close())
+    assert [e.id for e in dec.expert if e.id.startswith("dicom.pctx")] == []
+    assert dec.associations[0].contexts[7].transfer_syntax == E.IMPLICIT_LE
+
+
 # ---------------------------------------------------------- user identity
 @pytest.mark.parametrize("item, expected", [
     (E.USER_IDENTITY_USERNAME, (1, 0, b"alice", b"", "Username")),

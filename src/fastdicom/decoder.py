@@ -350,6 +350,15 @@ class Decoder:
         if rq.application_context and rq.application_context != P.DICOM_APPLICATION_CONTEXT:
             self.report("dicom.assoc.actx", time=time, frame=frame, association=a,
                         uid=rq.application_context)
+        seen = set()
+        for pc in rq.contexts_rq:  # PS3.8 9.3.2.2: odd integers 1-255, one per context
+            if not pc.id & 1:
+                self.report("dicom.pctx.id.invalid", time=time, frame=frame, association=a,
+                            id=pc.id, why="is even (context IDs are odd)")
+            if pc.id in seen:
+                self.report("dicom.pctx.id.invalid", time=time, frame=frame, association=a,
+                            id=pc.id, why="is proposed twice (the later one is kept)")
+            seen.add(pc.id)
 
     def _check_ac(self, a, ac, time, frame):
         """One ``dicom.pctx.rejected`` per rejection reason, naming the contexts."""
@@ -365,6 +374,22 @@ class Decoder:
             shown = ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
             self.report("dicom.pctx.rejected", time=time, frame=frame, association=a,
                         count=len(items), contexts=shown, reason=reason)
+        if a.rq is None:
+            return
+        # the AC answers each proposed context, and only those (PS3.8 9.3.3.2, 7.1.1.13)
+        proposed = {pc.id for pc in a.rq.contexts_rq}
+        answered = set()
+        for pc in ac.contexts_ac:
+            if pc.id not in proposed and pc.id not in answered:
+                self.report("dicom.pctx.unproposed", time=time, frame=frame, association=a, id=pc.id)
+            answered.add(pc.id)
+        missing = sorted(proposed - answered)
+        if missing:
+            ids = ", ".join(map(str, missing[:10]))
+            if len(missing) > 10:
+                ids += f" and {len(missing) - 10} more"
+            self.report("dicom.pctx.unanswered", time=time, frame=frame, association=a,
+                        count=len(missing), ids=ids)
 
     def _ev_pdata(self, ev):
         _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags = ev
@@ -587,6 +612,10 @@ class Decoder:
                 a.outstanding[key] = op
             cmd.operation = op
         self._call("on_command", cmd)
+
+    def interleaved(self, asm, ctx, other, frame, time):
+        self.report("dicom.message.interleaved", time=time, frame=frame, association=asm.association,
+                    id=ctx, other=other)
 
     def missing_data(self, asm, ctx, cmd, frame, time):
         """``cmd`` announced a data set that never came."""

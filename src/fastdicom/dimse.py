@@ -308,9 +308,12 @@ class MessageAssembler:
 
     ``handler`` receives ``command(assembler, ctx, cmd, nbytes, frame0, time0,
     frame1, time1)``, ``transfer_start(transfer)``, ``data(transfer, offset,
-    bytes)``, ``transfer_end(transfer)`` and ``missing_data(assembler, ctx,
+    bytes)``, ``transfer_end(transfer)``, ``missing_data(assembler, ctx,
     cmd, frame, time)`` (``cmd`` announced a data set, but the next command on
-    its context, or the end, came first).  Holes in a PDV (lost by the tap)
+    its context, or the end, came first) and ``interleaved(assembler, ctx,
+    other, frame, time)`` (a PDV on ``ctx`` while the message on ``other`` is
+    half sent: a message's fragments go out before any other message's,
+    PS3.8 Annex E; once per direction).  Holes in a PDV (lost by the tap)
     are recorded in ``transfer.missing``; nothing is ever spliced over them.
     """
 
@@ -324,6 +327,8 @@ class MessageAssembler:
         self.head_limit = head_limit
         self.hash_data = hash_data
         self.ctx = {}
+        self.last_ctx = None  # context of the previous PDV
+        self.interleaving_seen = False
 
     def _state(self, ctx_id: int) -> _CtxState:
         s = self.ctx.get(ctx_id)
@@ -332,6 +337,11 @@ class MessageAssembler:
         return s
 
     def piece(self, ctx_id, mch, pdv_len, offset, length, data, frame, time):
+        if ctx_id != self.last_ctx:
+            if self.last_ctx is not None and not self.interleaving_seen and self._half_sent(self.last_ctx):
+                self.interleaving_seen = True
+                self.handler.interleaved(self, ctx_id, self.last_ctx, frame, time)
+            self.last_ctx = ctx_id
         s = self._state(ctx_id)
         vlen = pdv_len - 2
         is_cmd = mch & 1
@@ -359,6 +369,14 @@ class MessageAssembler:
                     self._command_done(s, ctx_id, frame, time)
                 else:
                     self._transfer_done(s, True)
+
+    def _half_sent(self, ctx_id) -> bool:
+        """A message on this context has begun and not ended (damage aside)."""
+        o = self.ctx[ctx_id]
+        if o.cmd_buf is not None:
+            return not o.cmd_bad
+        t = o.transfer
+        return t is not None and not t.ended and not t.incomplete_reasons and not t.missing
 
     # commands ---------------------------------------------------------------
     def _command_piece(self, s, ctx_id, data, length, frame, time):
