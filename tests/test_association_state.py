@@ -200,6 +200,25 @@ def test_data_after_a_release_request(tmp_path):
         "P-DATA-TF unexpected in state release-rq-by-requestor: P-DATA-TF after its sender's A-RELEASE-RQ"]
 
 
+def test_data_after_the_end_is_still_settled(tmp_path):
+    """PDUs after the release: reported, and what they open (an operation, a
+    data set) is still ended when the connection ends, not left hanging."""
+    c = opened()
+    c.send(0, G.release_rq()).send(1, G.release_rp())
+    c.send(0, G.p_data((1, 3, G.c_store_rq(1, G.CT_STORAGE, "1.2.3")), (1, 0, G.ct_dataset("1.2.3")[:64])))
+    dec, rec = stack.run(tmp_path, c.close())
+    [a] = dec.associations
+    [op] = a.operations
+    assert rec.operations == [op] and op.status is None
+    assert len(rec.transfers_started) == len(rec.transfers_ended) == len(dec.objects) == 1
+    assert not dec.objects[0].complete
+    assert [e.message for e in dec.expert if e.id != "dicom.pctx.rejected"] == [
+        "P-DATA-TF unexpected in state released: PDU after the association ended",
+        "C-STORE-RQ data set incomplete: the connection was closed before its last fragment",
+        "C-STORE-RQ (message ID 1) was never answered"]
+    assert rec.associations_ended == [a]  # ended once
+
+
 def test_release_collision(tmp_path):
     c = opened()
     c.send(0, G.release_rq()).send(1, G.release_rq()).send(0, G.release_rp()).send(1, G.release_rp())

@@ -212,8 +212,8 @@ class Decoder:
         self.captures.append(info)
         for fl in self.flows.values():
             a = fl.association
-            if a is not None and a.end_time is None:
-                self._finalize(a, END_TEXT[E.END_EOF], self.last_time, None)
+            if a is not None:
+                self._end(a, END_TEXT[E.END_EOF], self.last_time, None)
 
     def feed(self, events) -> None:
         d = self._dispatch
@@ -223,8 +223,8 @@ class Decoder:
     def finish(self) -> None:
         for fl in self.flows.values():
             a = fl.association
-            if a is not None and a.end_time is None:
-                self._finalize(a, END_TEXT[E.END_EOF], self.last_time, None)
+            if a is not None:
+                self._end(a, END_TEXT[E.END_EOF], self.last_time, None)
         for h in self._hooks["on_end"]:
             h(self)
 
@@ -486,8 +486,7 @@ class Decoder:
         a = fl.association
         if a is not None:
             a.flow_end_reason = reason
-            if a.end_time is None:
-                self._finalize(a, END_TEXT.get(reason, "the connection ended"), ts, frame)
+            self._end(a, END_TEXT.get(reason, "the connection ended"), ts, frame)
 
     def _ev_attempt(self, ev):
         _, frame, ts, cip, cport, sip, sport, outcome = ev
@@ -499,9 +498,16 @@ class Decoder:
             self.attempts_dropped += 1
 
     # ---------------------------------------------------- association end
-    def _finalize(self, a: Association, why: str, time, frame):
-        a.end_time = time if time is not None else a.start
-        a.end_frame = frame
+    def _end(self, a: Association, why: str, time, frame):
+        """The connection or capture ended: finalize the association, or, if it
+        had already ended, settle what PDUs sent after its end left open."""
+        if a.end_time is None:
+            self._finalize(a, why, time, frame)
+        else:
+            self._drain(a, why, time, frame)
+
+    def _drain(self, a: Association, why: str, time, frame):
+        """End the messages in progress and the operations never answered."""
         for asm in a.assemblers:
             asm.close(f"{why} before its last fragment", frame, time)
         waiting = list(a.outstanding.values()) + [op for q in a.queued.values() for op in q]
@@ -511,6 +517,11 @@ class Decoder:
             self._call("on_operation", op)
         a.outstanding.clear()
         a.queued.clear()
+
+    def _finalize(self, a: Association, why: str, time, frame):
+        a.end_time = time if time is not None else a.start
+        a.end_frame = frame
+        self._drain(a, why, time, frame)
         if a.state == AWAITING_AC:
             self.report("dicom.assoc.no_accept", time=time, frame=frame, association=a)
         elif a.state not in ENDED:
