@@ -8,7 +8,8 @@ closures, one set per place it is used (``Filter.match_pdu``,
 ``Filter.select_summary``, ``Filter.match_expert``); nothing is parsed again
 per item.  ``fastdicom fields`` lists the fields (``FIELDS``).
 
-Grammar (EBNF; keywords are case-insensitive, whitespace is free)::
+Grammar (EBNF; keywords are case-insensitive, field names are not;
+whitespace is free)::
 
     filter   = or_expr EOF ;
     or_expr  = and_expr { ( "or" | "||" ) and_expr } ;
@@ -71,15 +72,20 @@ fields, else per association:
 * ``dicom.op.status_class == "failure"``: the associations that have a failed
   operation, each with only its failed operations and their objects (and all
   its expert entries);
+* in the summary an operation's status is its final one: ``"pending"`` never
+  matches there, and an unanswered operation has none (``not dicom.op.status``);
 * an association without operations is judged on its own fields
-  (``not dicom.op.command == "C-ECHO"`` keeps a rejected association).
-  ``dicom.expert.*`` fields select expert entries the same way (entries
-  without an association too); op and expert fields are not correlated (an
-  expert entry is not tied to one operation).
+  (``not dicom.op.command == "C-ECHO"`` keeps a rejected association);
+* an expert pseudo-field (``dicom.assoc.abort``) tests whether the
+  association had such an entry; ``dicom.expert.*`` fields select expert
+  entries as ``dicom.op.*`` select operations (entries without an
+  association too); op and expert fields are not correlated (an expert entry
+  is not tied to one operation).
 
 Counts are recomputed for what was kept (``counts``; the capture's own are in
 ``counts_unfiltered``), the filter text is stored as ``filter``, and TCP
-attempts are kept when the filter matches their endpoints.
+attempts are kept when the filter matches their endpoints.  With
+``--redact`` the filter sees the redacted document.
 
 ``match_expert(info, decoder)`` (``expert``): the entry's ``dicom.expert.*``,
 ``frame.number``, its expert pseudo-field (``dicom.assoc.abort`` selects the
@@ -103,7 +109,7 @@ Deliberate differences from Wireshark 4.0
   unless the pattern says ``(?i)`` (Wireshark's PCRE is case-insensitive).
 * Element fields (``dicom.tag*``) need no ``tag_tree`` preference: they
   exist on the PDU whose PDV completes a command set or data set, decoded
-  whole (a data set from its first 64 KiB, the head the decoder keeps;
+  whole (a data set from the head the decoder keeps, 64 KiB by default;
   nested sequence items included, item and delimiter tags not).  Numeric
   values give every value (Wireshark: the first only); AT values are
   ``dicom.tag.value.32u``.  A data set whose transfer syntax is unknown (no
