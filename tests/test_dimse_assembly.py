@@ -315,6 +315,22 @@ def test_duplicate_message_id_never_answered(tmp_path):
     assert stack.expert_ids(dec) == {"dicom.op.duplicate_id": 1, "dicom.op.unanswered": 1}
 
 
+def test_response_of_another_service_does_not_answer_a_request(tmp_path):
+    """A C-STORE-RSP with the message ID of an outstanding C-FIND-RQ is not
+    its answer: the C-FIND waits for its own C-FIND-RSP."""
+    c = opened(contexts=[(1, FIND, (IMPLICIT,))], results=[(1, 0, IMPLICIT)])
+    c.send(0, G.p_data((1, CMD_LAST, find_rq(1)), (1, DATA_LAST, identifier("*"))))
+    c.send(1, G.p_data((1, CMD_LAST, G.c_store_rsp(1, CT, "1.2.3.1", status=0xA700))))
+    c.send(1, G.p_data((1, CMD_LAST, find_rsp(1, 0x0000, False))))
+    dec, rec = stack.run(tmp_path, released(c))
+    ops = dec.associations[0].operations
+    assert [(o.command, o.message_id, o.status, o.request is not None) for o in ops] == [
+        ("C-FIND", 1, 0, True), ("C-STORE", 1, 0xA700, False)]
+    assert ops[0].response_time > ops[1].response_time
+    assert sorted(o.index for o in rec.operations) == [0, 1]
+    assert stack.expert_ids(dec) == {"dicom.op.unmatched_response": 1, "dicom.status.failure": 1}
+
+
 def test_same_message_id_in_both_directions_is_not_a_duplicate(tmp_path):
     c = opened()
     c.send(0, G.p_data((1, CMD_LAST, G.c_echo_rq(1))))

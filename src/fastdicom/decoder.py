@@ -555,13 +555,17 @@ class Decoder:
         elif cmd.is_response:
             key = (1 - direction, cmd.responded_id)
             op = a.outstanding.get(key)
-            if op is None:
+            foreign = op is not None and op.command != cmd.service
+            if op is None or foreign:
+                # its request is not in the capture, or the outstanding request
+                # with this ID is of another service (left waiting for its own)
                 self.report("dicom.op.unmatched_response", time=t1, frame=f1, association=a,
                             command=cmd.name, message_id=cmd.responded_id)
                 op = self._new_op(a, cmd, 1 - direction, ctx, cmd.responded_id)
                 op.affected_sop_class_uid = cmd.get("affected_sop_class_uid")
                 op.affected_sop_instance_uid = cmd.get("affected_sop_instance_uid")
-                a.outstanding[key] = op
+                if not foreign:
+                    a.outstanding[key] = op
             cmd.operation = op
             op.command_bytes += nbytes
             status = cmd.status
@@ -583,12 +587,13 @@ class Decoder:
                 op.response_time = t1
                 op.response_frame = f1
                 op.error_comment = cmd.get("error_comment")
-                del a.outstanding[key]
-                later = a.queued.get(key)
-                if later:  # the next request that reused this message ID is now the one answered
-                    a.outstanding[key] = later.pop(0)
-                    if not later:
-                        del a.queued[key]
+                if a.outstanding.get(key) is op:
+                    del a.outstanding[key]
+                    later = a.queued.get(key)
+                    if later:  # the next request that reused this message ID is now the one answered
+                        a.outstanding[key] = later.pop(0)
+                        if not later:
+                            del a.queued[key]
                 if status is not None and cls != ST.SUCCESS:
                     comment = f" ({op.error_comment})" if op.error_comment else ""
                     text = ST.status_text(op.command, status)
