@@ -304,14 +304,24 @@ def hostile(conv, rnd):
     return conv
 
 
-def ip_frame(link, v6, src, dst, sport, dport, seq, ack, flags, payload, win=65535):
-    tcp = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags,
-                      win, 0, 0) + payload
+def ip_frame(link, v6, src, dst, sport, dport, seq, ack, flags, payload, win=65535, *,
+             options=0, proto=6, fragment=False):
+    """A frame of ``link`` (-1: Ethernet with a VLAN tag); ``options`` adds that
+    many 4-byte words of TCP and IPv4 options (IPv6: a hop-by-hop header)."""
+    tcp = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      (5 + options) << 4, flags, win, 0, 0) + b"\x01" * (4 * options) + payload
     if v6:
-        ip = struct.pack(">IHBB16s16s", 0x60000000, len(tcp), 6, 64, src, dst) + tcp
+        chain = ([(0, b"\x01\x04\x00\x00\x00\x00")] if options else []) + (  # hop-by-hop: PadN
+            [(44, b"\x00\x09\x00\x00\x00\x01")] if fragment else [])  # fragment: offset 1, M set
+        nexts = [t for t, _ in chain[1:]] + [proto]
+        ext = b"".join(bytes((nxt, 0)) + body for nxt, (_, body) in zip(nexts, chain))
+        ip = struct.pack(">IHBB16s16s", 0x60000000, len(ext) + len(tcp), chain[0][0] if chain else proto,
+                         64, src, dst) + ext + tcp
         et = 0x86DD
     else:
-        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, src, dst) + tcp
+        ihl = 5 + options
+        ip = struct.pack(">BBHHHBBH4s4s", 0x40 | ihl, 0, 4 * ihl + len(tcp), 0,
+                         0x2000 if fragment else 0x4000, 64, proto, 0, src, dst) + b"\x01" * (4 * options) + tcp
         et = 0x0800
     mac = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
     if link == 1:
@@ -469,10 +479,15 @@ def captures(draw, lossless=False):
         if not lossless and rnd.random() < 0.1:
             pkts.insert(rnd.randrange(len(pkts) + 1), (rnd.randint(0, 1), rnd.randrange(2**32), 0x14, b""))
         ts = t0 + k * rnd.choice((0, 10**6, 10**12))
+        options = rnd.choice((0, 0, 1, 3))
         for d, seq, flags, payload in pkts:
             src, dst, sp, dp = (client, server, cport, sport) if d == 0 else (server, client, sport, cport)
-            frame = ip_frame(link, v6, src, dst, sp, dp, seq, 0, flags, payload)
+            frame = ip_frame(link, v6, src, dst, sp, dp, seq, 0, flags, payload, options=options)
             packets.append((ts, k, frame))
+            if rnd.random() < 0.02:  # traffic the core skips: UDP, IP fragments
+                packets.append((ts, k, ip_frame(link, v6, src, dst, sp, dp, seq, 0, flags, payload,
+                                                options=options, proto=rnd.choice((6, 17)), fragment=True)))
+                packets.append((ts, k, ip_frame(link, v6, src, dst, sp, dp, 0, 0, 0, b"x" * 9, proto=17)))
             ts += rnd.choice((1000, 1000, 50_000, 3 * 10**9))
     if not same_ports:
         packets.sort(key=lambda p: p[0])  # connections interleaved in time
