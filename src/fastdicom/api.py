@@ -909,7 +909,7 @@ class Capture:
         an = self._analyse()
         doc = _summary.build(an.decoder, [an.info], an.sink)
         # as the CLI writes it: JSON types only (tuples become lists, and so on)
-        return json.loads(json.dumps(doc, default=str))  # type: ignore[no-any-return]
+        return json.loads(json.dumps(doc, default=str))
 
     def export(self, directory: str | os.PathLike[str], **options: Any) -> ExportResult:
         """Write every data set as a DICOM Part 10 file, as ``fastdicom export`` does.

@@ -149,6 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", metavar="TEXT", help="title of the report (default: the capture names)")
 
     p = sub.add_parser(
+        "batch", help="many captures into Parquet tables (local processes or Dask)",
+        description="Analyse every capture under the inputs (files, folders searched "
+                    "recursively for *.pcap, *.pcapng, *.cap, *.gz, and glob patterns) into "
+                    "Parquet datasets under OUTDIR, one per table (associations, operations, "
+                    "objects, expert, captures), partitioned by capture date.  A second run "
+                    "skips the captures already done; a capture that fails is recorded in "
+                    "'captures' with its error and never stops the batch.  Exit status 1 when "
+                    "some captures failed.",
+        epilog="Example: fastdicom batch /data/taps/ -o tables/ --workers 4\n"
+               "         duckdb -c \"select calling_ae, count(*) from 'tables/operations/**/*.parquet' "
+               "group by 1\"\n" + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="capture file, folder or glob pattern")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="output folder (created; a second run resumes)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="SCHEDULER_ADDRESS",
+                   help="run on this Dask scheduler instead (workers must see OUTDIR)")
+    p.add_argument("--export", action="store_true",
+                   help="also export every object as a Part 10 file under OUTDIR/files/")
+    p.add_argument("--ports", default="104, 11112", metavar="SPEC",
+                   help="TCP ports that carry DICOM (default: \"104, 11112\")")
+    p.add_argument("--no-heuristic", action="store_true",
+                   help="decode only the --ports, do not recognise DICOM on other ports")
+
+    p = sub.add_parser(
         "sample", help="print the path of a capture bundled with fastdicom",
         description="Print the path of a small real capture shipped with fastdicom, to try "
                     "the other commands on.",

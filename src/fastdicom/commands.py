@@ -55,7 +55,7 @@ def exit_status(args, decoder) -> int:
 def run(args) -> int:
     return {"summary": cmd_summary, "export": cmd_export, "pdus": cmd_pdus,
             "expert": cmd_expert, "sample": cmd_sample, "analyze": cmd_analyze,
-            "report": cmd_report, "fields": cmd_fields}[args.command](args)
+            "report": cmd_report, "fields": cmd_fields, "batch": cmd_batch}[args.command](args)
 
 
 def cmd_fields(args) -> int:
@@ -257,3 +257,23 @@ def cmd_report(args) -> int:
     print(f"report written to {args.output} ({size / 1024:.0f} KB, {len(result.findings)} findings)",
           file=sys.stderr)
     return AO.exit_status(result, args.fail_on)
+
+
+# ----------------------------------------------------------------- batch
+def cmd_batch(args) -> int:
+    from . import batch
+    try:
+        ports = capture.parse_ports(args.ports)
+    except ValueError as e:
+        raise UsageError(f"--ports: {e}") from None
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    opts = batch.BatchOptions(ports=ports, heuristic=not args.no_heuristic, export=args.export)
+    r = batch.run_batch(args.inputs, args.output, workers=args.workers, dask=args.dask, options=opts)
+    print(f"{r.found} captures: {r.analysed} analysed, {r.skipped} already done, "
+          f"{r.duplicates} duplicates, {r.failed} failed; {r.bytes / 1e6:,.1f} MB in "
+          f"{r.seconds:.1f} s -> {args.output}", file=sys.stderr)
+    for row in r.rows:
+        if row["status"] != "ok":
+            print(f"fastdicom: {row['error']}", file=sys.stderr)
+    return 1 if r.failed else 0

@@ -1,0 +1,552 @@
+"""Batch runs: many captures into Parquet datasets, on local processes or Dask.
+
+``fastdicom batch INPUT... -o OUTDIR`` (or :func:`run_batch`) analyses each
+capture as ``fastdicom summary`` does and writes, per capture, one Parquet
+part to each of four datasets, partitioned by the capture's date (UTC day of
+its first DICOM packet; the file's modification day when it has none)::
+
+    OUTDIR/associations/date=2026-11-27/part-<capture_id>.parquet
+    OUTDIR/operations/date=2026-11-27/part-<capture_id>.parquet
+    OUTDIR/objects/...   OUTDIR/expert/...
+    OUTDIR/captures/date=2026-11-27/part-<capture_id>.parquet   (written by the driver)
+    OUTDIR/files/<capture_id>/...                                (--export)
+
+Every row starts with ``capture_id`` and ``capture`` (the file's name), so the
+tables join; ``captures`` has one row per distinct capture with its status
+("ok" or "error"), error text, sizes, counts, timings and options.  The
+columns and types are those of :meth:`fastdicom.Capture.tables`.  DuckDB reads
+it all at once::
+
+    duckdb -c "select calling_ae, count(*) from 'OUTDIR/operations/**/*.parquet' group by 1"
+
+The capture ID
+--------------
+``capture_id`` is a fast content hash: SHA-256 (first 32 hex digits) of the
+file's size, its first and last MiB and 16 evenly spaced 64 KiB samples, so
+that a resumed run can decide what is done without reading every byte of
+every file.  The full SHA-256 of the capture's bytes (after gunzip) is
+computed while the capture is analysed and stored in ``captures.sha256``.
+
+Resuming
+--------
+A capture is skipped when ``captures`` already holds an "ok" row for its ID
+made with the same options (ports, heuristic, export, table layout).  Failed
+captures are tried again.  Files with the same content are analysed once (the
+other paths are listed in ``captures.duplicates``).
+
+Failures
+--------
+A capture that cannot be read or analysed becomes an "error" row; the batch
+goes on.  Parts are written under a temporary name and renamed, and a task
+rewrites all of its capture's parts, so a task run twice (a Dask retry after
+a worker died, a local pool rebuilt after a worker process died) leaves the
+same output.  A capture whose task killed its worker three times is recorded
+as an error.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from . import __version__
+from .errors import FastDicomError
+
+if TYPE_CHECKING:
+    import pyarrow
+
+__all__ = ["BatchOptions", "BatchResult", "Job", "run_batch", "find_captures", "capture_id",
+           "process", "captures_schema", "TABLES", "SUFFIXES"]
+
+TABLES = ("associations", "operations", "objects", "expert")
+SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
+LAYOUT_VERSION = 1  # bump when a table's columns change: captures are then redone
+MAX_ATTEMPTS = 3  # worker deaths a capture may cause before it is recorded as failed
+_HEAD = 1 << 20
+_SAMPLES, _SAMPLE = 16, 64 << 10
+
+
+class BatchError(FastDicomError):
+    """A batch that cannot start (no inputs, an unusable output folder)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Analysis options of a batch (part of what makes a capture "done")."""
+
+    ports: tuple[int, ...] = (104, 11112)
+    heuristic: bool = True
+    export: bool = False
+
+    def key(self) -> str:
+        """The options as stored in ``captures.options``."""
+        return json.dumps({"ports": sorted(set(self.ports)), "heuristic": self.heuristic,
+                           "export": self.export, "layout": LAYOUT_VERSION}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task: analyse ``path`` into ``outdir``."""
+
+    path: str
+    capture_id: str
+    outdir: str
+    options: BatchOptions
+    size: int = 0
+    mtime: float = 0.0
+
+
+@dataclass
+class BatchResult:
+    """What a batch did; ``rows`` are the captures rows written this run."""
+
+    found: int = 0
+    analysed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ inputs
+def find_captures(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Files named on the command line, capture files under folders
+    (recursively: *.pcap, *.pcapng, *.cap, *.gz) and glob matches; sorted,
+    each real file once.  A name that matches nothing is kept, so that it is
+    reported as unreadable."""
+    out: dict[str, str] = {}
+
+    def add(p: str) -> None:
+        out.setdefault(os.path.realpath(p), os.path.abspath(p))
+
+    for item in inputs:
+        s = os.fspath(item)
+        if os.path.isdir(s):
+            for root, dirs, names in os.walk(s):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for n in sorted(names):
+                    if n.lower().endswith(SUFFIXES) and not n.startswith("."):
+                        add(os.path.join(root, n))
+        elif os.path.exists(s):
+            add(s)
+        elif glob.has_magic(s):
+            for m in sorted(glob.glob(s, recursive=True)):
+                if os.path.isfile(m):
+                    add(m)
+                elif os.path.isdir(m):
+                    out.update((os.path.realpath(p), p) for p in find_captures([m]))
+        else:
+            add(s)
+    return sorted(out.values())
+
+
+def capture_id(path: str, size: int | None = None) -> str:
+    """The fast content hash of a file (see the module docstring)."""
+    h = hashlib.sha256(b"fastdicom-capture-id-1\0")
+    with open(path, "rb") as f:
+        if size is None:
+            size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        h.update(f.read(_HEAD))
+        if size > 2 * _HEAD:
+            step = (size - 2 * _HEAD) // (_SAMPLES + 1)
+            for k in range(1, _SAMPLES + 1):
+                f.seek(_HEAD + k * step)
+                h.update(f.read(_SAMPLE))
+        if size > _HEAD:
+            f.seek(max(_HEAD, size - _HEAD))
+            h.update(f.read(_HEAD))
+    return h.hexdigest()[:32]
+
+
+def _path_id(path: str) -> str:
+    return hashlib.sha256(b"fastdicom-path\0" + os.fsencode(path)).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------ schema
+def captures_schema() -> pyarrow.Schema:
+    """Columns of the ``captures`` table."""
+    import pyarrow as pa
+
+    ts = pa.timestamp("ns", tz="UTC")
+    return pa.schema([
+        ("capture_id", pa.string()), ("capture", pa.string()), ("path", pa.string()),
+        ("status", pa.string()), ("error", pa.string()), ("size", pa.int64()),
+        ("sha256", pa.string()), ("gzip", pa.bool_()), ("read_bytes", pa.int64()),
+        ("format", pa.string()), ("frames", pa.int64()), ("associations", pa.int64()),
+        ("operations", pa.int64()), ("objects", pa.int64()), ("objects_complete", pa.int64()),
+        ("expert", pa.int64()), ("pdus", pa.int64()), ("time_first", ts), ("time_last", ts),
+        ("exported", pa.int64()), ("options", pa.string()), ("fastdicom", pa.string()),
+        ("seconds", pa.float64()), ("started", ts), ("finished", ts), ("worker", pa.string()),
+        ("attempts", pa.int64()), ("duplicates", pa.list_(pa.string())),
+    ])
+
+
+def _date(ns: int | None, mtime: float) -> str:
+    if ns is not None:
+        return datetime.fromtimestamp(ns // 10**9, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(mtime, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _row(job: Job, **kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {n: None for n in captures_schema().names}
+    row.update(capture_id=job.capture_id, capture=os.path.basename(job.path), path=job.path,
+               size=job.size, options=job.options.key(), fastdicom=__version__, attempts=1,
+               duplicates=[])
+    row.update(kw)
+    return row
+
+
+# ------------------------------------------------------------ Parquet parts
+def _write_part(outdir: str, table_name: str, date: str, cid: str, table: pyarrow.Table) -> None:
+    """Write one part under a temporary name, rename it, remove the capture's
+    parts under other dates (idempotent)."""
+    import pyarrow.parquet as pq
+
+    folder = os.path.join(outdir, table_name, f"date={date}")
+    os.makedirs(folder, exist_ok=True)
+    final = os.path.join(folder, f"part-{cid}.parquet")
+    tmp = os.path.join(folder, f".part-{cid}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    _remove_parts(outdir, table_name, cid, keep=final)
+
+
+def _remove_parts(outdir: str, table_name: str, cid: str, keep: str | None = None) -> None:
+    for p in glob.glob(os.path.join(glob.escape(os.path.join(outdir, table_name)), "date=*",
+                                    f"part-{cid}.parquet")):
+        if keep is None or os.path.abspath(p) != os.path.abspath(keep):
+            _unlink(p)
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def _write_capture_row(outdir: str, row: dict[str, Any]) -> None:
+    import pyarrow as pa
+
+    date = row.pop("_date", None) or _date(row.get("time_first"), time.time())
+    table = pa.Table.from_pylist([row], schema=captures_schema())
+    _write_part(outdir, "captures", date, row["capture_id"], table)
+
+
+# -------------------------------------------------------------------- task
+def process(job: Job) -> dict[str, Any]:
+    """Analyse one capture and write its parts: the task run by workers.
+
+    Returns the capture's ``captures`` row (with ``_date``: its partition).
+    A capture that cannot be read or analysed gives an "error" row; failures
+    to write the output raise (so that Dask retries the task).
+    """
+    from . import api
+
+    started = time.time_ns()
+    t0 = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    opts = job.options
+    try:
+        cap = api.open(job.path, opts.ports, opts.heuristic, name=os.path.basename(job.path))
+        sha = hashlib.sha256()
+        an = cap._analyse(tap=sha.update)
+        tables = api._tables(cap, {"capture_id": job.capture_id})
+        exported = _export(cap, job) if opts.export else None
+    except Exception as exc:  # noqa: BLE001 - any failure on one capture is recorded, never raised
+        msg = str(exc) if isinstance(exc, FastDicomError) else f"{type(exc).__name__}: {exc}"
+        name = os.path.basename(job.path)
+        if not msg.startswith(name + ":"):
+            msg = f"{name}: {msg}"
+        for name in TABLES:
+            _remove_parts(job.outdir, name, job.capture_id)
+        return _row(job, status="error", error=msg, seconds=time.perf_counter() - t0,
+                    started=started, finished=time.time_ns(), worker=worker,
+                    _date=_date(None, job.mtime))
+    dec, info = an.decoder, an.info
+    date = _date(dec.first_time, job.mtime)
+    for name in TABLES:
+        _write_part(job.outdir, name, date, job.capture_id, tables[name])
+    ops = sum(len(a.operations) for a in dec.associations)
+    stats = info.stats or {}
+    cap.close()
+    return _row(job, status="ok", sha256=sha.hexdigest(), gzip=info.compressed,
+                read_bytes=info.read_bytes, format=stats.get("format"), frames=stats.get("frames"),
+                associations=len(dec.associations), operations=ops, objects=len(dec.objects),
+                objects_complete=sum(1 for t in dec.objects if t.complete),
+                expert=len(dec.expert), pdus=dec.pdu_count, time_first=dec.first_time,
+                time_last=dec.last_time, exported=exported, seconds=time.perf_counter() - t0,
+                started=started, finished=time.time_ns(), worker=worker, _date=date)
+
+
+def _export(cap: Any, job: Job) -> int:
+    """Export into a temporary folder, then rename it to files/<capture_id>."""
+    files = os.path.join(job.outdir, "files")
+    os.makedirs(files, exist_ok=True)
+    tmp = os.path.join(files, f".tmp-{job.capture_id}-{uuid.uuid4().hex}")
+    final = os.path.join(files, job.capture_id)
+    try:
+        res = cap.export(tmp)
+        if os.path.isdir(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return int(res.counts["written"])
+
+
+# ---------------------------------------------------------------- executors
+Task = Callable[[Job], "dict[str, Any]"]
+
+
+def _error_row(job: Job, why: str, attempts: int = 1) -> dict[str, Any]:
+    return _row(job, status="error", error=why, attempts=attempts, finished=time.time_ns(),
+                _date=_date(None, job.mtime))
+
+
+def _run_local(jobs: Sequence[Job], workers: int, task: Task,
+               on_result: Callable[[dict[str, Any]], None]) -> None:
+    """A ProcessPoolExecutor with at most ``workers`` tasks in flight, rebuilt
+    when a worker process dies (the tasks in flight are tried again)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    pending = deque(jobs)
+    deaths: dict[str, int] = {}
+    while pending:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            running: dict[Any, Job] = {}
+            broken = False
+            while (pending or running) and not broken:
+                while pending and len(running) < workers:
+                    job = pending.popleft()
+                    running[pool.submit(task, job)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = running.pop(fut)
+                    try:
+                        row = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        running[fut] = job  # handled with the others below
+                    except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+                        on_result(_error_row(job, f"{type(exc).__name__}: {exc}"))
+                    else:
+                        row["attempts"] = deaths.get(job.capture_id, 0) + 1
+                        on_result(row)
+            if broken:
+                # every task in flight failed with the pool: each is suspect
+                for fut, job in running.items():
+                    try:
+                        row = fut.result()
+                    except Exception:  # noqa: BLE001 - BrokenProcessPool
+                        n = deaths[job.capture_id] = deaths.get(job.capture_id, 0) + 1
+                        if n >= MAX_ATTEMPTS:
+                            on_result(_error_row(job, f"the worker process died {n} times", n))
+                        else:
+                            pending.appendleft(job)
+                    else:
+                        on_result(row)
+
+
+def _run_dask(jobs: Sequence[Job], scheduler: Any, task: Task,
+              on_result: Callable[[dict[str, Any]], None]) -> None:
+    """One Dask task per capture on an existing cluster; Dask reschedules the
+    tasks of a worker that died, and ``retries`` covers exceptions."""
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    token = uuid.uuid4().hex[:8]
+    try:
+        futures = {client.submit(task, job, key=f"fastdicom-batch-{job.capture_id}-{token}",
+                                 retries=2): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, or a task that kept failing
+                row = _error_row(job, f"{type(exc).__name__}: {exc}")
+            on_result(row)
+            fut.release()
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+class _Progress:
+    """Captures and bytes done, on standard error."""
+
+    def __init__(self, captures: int, nbytes: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn("{task.description:<8}"), BarColumn(),
+                           TextColumn("{task.fields[text]}"), TimeElapsedColumn(),
+                           console=Console(file=sys.stderr), transient=True)
+        self._n, self._bytes = [0, captures], [0, nbytes]
+        self._ct = self._p.add_task("captures", total=captures, text=self._text(self._n, False))
+        self._bt = self._p.add_task("bytes", total=max(nbytes, 1), text=self._text(self._bytes, True))
+        self._p.start()
+
+    @staticmethod
+    def _text(pair: list[int], size: bool) -> str:
+        if not size:
+            return f"{pair[0]}/{pair[1]}"
+        return f"{pair[0] / 1e6:,.0f}/{pair[1] / 1e6:,.0f} MB"
+
+    def advance(self, nbytes: int) -> None:
+        self._n[0] += 1
+        self._bytes[0] += nbytes
+        self._p.update(self._ct, advance=1, text=self._text(self._n, False))
+        self._p.update(self._bt, advance=nbytes, text=self._text(self._bytes, True))
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+# ------------------------------------------------------------------ driver
+def _load_done(outdir: str) -> dict[str, str]:
+    """capture_id -> options of the captures already done ("ok")."""
+    import pyarrow.parquet as pq
+
+    done = {}
+    for p in glob.glob(os.path.join(glob.escape(os.path.join(outdir, "captures")), "date=*",
+                                    "part-*.parquet")):
+        try:
+            rows = pq.read_table(p, columns=["capture_id", "status", "options"]).to_pylist()
+        except Exception:  # noqa: BLE001 - a damaged part: that capture is done again
+            continue
+        for r in rows:
+            if r["status"] == "ok":
+                done[r["capture_id"]] = r["options"]
+    return done
+
+
+def run_batch(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str], *,
+              workers: int | None = None, dask: Any = None, options: BatchOptions | None = None,
+              progress: bool | None = None, task: Task | None = None) -> BatchResult:
+    """Analyse captures into Parquet datasets under ``outdir`` (see the module docstring).
+
+    Parameters
+    ----------
+    inputs : iterable of paths
+        Files, folders (searched recursively) and glob patterns.
+    outdir : path
+        Output folder (created); a second run into it resumes.
+    workers : int, optional
+        Local worker processes (default: the number of CPUs).
+    dask : str or distributed.Client, optional
+        Run the tasks on this Dask scheduler (address or client) instead;
+        the workers must see ``outdir`` (shared storage).
+    options : BatchOptions
+        Ports, heuristic, export.
+    progress : bool, optional
+        Show a progress bar on standard error (default: when it is a terminal).
+    task : callable, optional
+        The task run per capture (default :func:`process`; tests wrap it).
+
+    Returns
+    -------
+    BatchResult
+
+    Examples
+    --------
+    >>> import fastdicom, tempfile, duckdb
+    >>> from fastdicom.batch import run_batch
+    >>> out = tempfile.mkdtemp()
+    >>> r = run_batch([fastdicom.samples.path()], out, workers=1)
+    >>> (r.analysed, r.failed)
+    (1, 0)
+    >>> duckdb.sql(f"select command, count(*) from '{out}/operations/**/*.parquet' group by 1").fetchall()
+    [('C-STORE', 2)]
+    >>> run_batch([fastdicom.samples.path()], out, workers=1).skipped
+    1
+    """
+    t0 = time.perf_counter()
+    options = options or BatchOptions()
+    task = task or process
+    out = os.path.abspath(os.fspath(outdir))
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"{out}: {exc.strerror or exc}") from None
+    paths = find_captures(inputs)
+    if not paths:
+        raise BatchError("no captures found")
+    result = BatchResult(found=len(paths))
+    done = _load_done(out)
+    key = options.key()
+    jobs: list[Job] = []
+    dupes: dict[str, list[str]] = {}
+    early: list[dict[str, Any]] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            cid = capture_id(p, st.st_size)
+        except OSError as exc:
+            job = Job(p, _path_id(p), out, options)
+            early.append(_error_row(job, f"{p}: {exc.strerror or exc}"))
+            continue
+        if cid in dupes:
+            dupes[cid].append(p)
+            result.duplicates += 1
+            continue
+        dupes[cid] = []
+        if done.get(cid) == key:
+            result.skipped += 1
+            continue
+        jobs.append(Job(p, cid, out, options, st.st_size, st.st_mtime))
+
+    total = sum(j.size for j in jobs)
+    bar = None
+    if progress or (progress is None and sys.stderr.isatty() and jobs):
+        bar = _Progress(len(jobs), total)
+    sizes = {j.capture_id: j.size for j in jobs}
+
+    def on_result(row: dict[str, Any]) -> None:
+        row["duplicates"] = dupes.get(row["capture_id"], [])
+        _write_capture_row(out, row)
+        result.rows.append(row)
+        if row["status"] == "ok":
+            result.analysed += 1
+            result.bytes += row["size"] or 0
+        else:
+            result.failed += 1
+        if bar is not None:
+            bar.advance(sizes.get(row["capture_id"], 0))
+
+    try:
+        for row in early:
+            on_result(row)
+        if jobs:
+            if dask is not None:
+                _run_dask(jobs, dask, task, on_result)
+            else:
+                n = max(1, workers or os.cpu_count() or 1)
+                _run_local(jobs, min(n, len(jobs)), task, on_result)
+    finally:
+        if bar is not None:
+            bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result
