@@ -564,6 +564,54 @@ def test_ae_titles(raw, why):
     assert P.ae_text(raw) == raw.decode().strip(" \x00")
 
 
+@pytest.mark.parametrize("pdu_bytes, is_request", [(E.A_ASSOCIATE_RQ, True), (E.A_ASSOCIATE_AC, False)])
+def test_pdu_cut_by_the_capture(pdu_bytes, is_request):
+    """At every cut point of a valid PDU: nothing reported (the core reports
+    the truncation), no value cut short is kept, and what is kept is what
+    the whole PDU holds."""
+    whole = P.decode_associate(body(pdu_bytes), is_request)
+    full = body(pdu_bytes)
+    for n in range(len(full)):
+        a = P.decode_associate(full[:n], is_request, truncated=True)
+        assert a.problems == [], n
+        assert a.application_context in (None, whole.application_context)
+        ctxs, whole_ctxs = (a.contexts_rq, whole.contexts_rq) if is_request else (a.contexts_ac, whole.contexts_ac)
+        assert ctxs[:-1] == whole_ctxs[:max(len(ctxs) - 1, 0)]
+        if ctxs:
+            last, ref = ctxs[-1], whole_ctxs[len(ctxs) - 1]
+            if is_request:
+                assert last.abstract_syntax in (None, ref.abstract_syntax)
+                assert last.transfer_syntaxes == ref.transfer_syntaxes[:len(last.transfer_syntaxes)]
+            else:
+                assert (last.id, last.result) == (ref.id, ref.result)
+                assert last.transfer_syntax in (None, ref.transfer_syntax)
+        ui, ref = a.user_info, whole.user_info
+        for f in ("maximum_length", "implementation_class_uid", "implementation_version_name", "async_ops_invoked",
+                  "user_identity", "user_identity_response"):
+            assert getattr(ui, f) in (None, getattr(ref, f)), (n, f)
+        for f in ("role_selections", "extended_negotiations", "common_extended_negotiations"):
+            assert getattr(ui, f) == getattr(ref, f)[:len(getattr(ui, f))], (n, f)
+    # without the truncation flag, the same cut is malformed
+    assert P.decode_associate(full[:len(full) - 3], is_request).problems
+
+
+def test_pdu_cut_by_the_capture_through_the_stack(tmp_path):
+    rq = pcapgen.assoc_rq(contexts=[(1, E.VERIFICATION, (E.IMPLICIT_LE,)), (3, E.CT_STORAGE, (E.IMPLICIT_LE,))])
+    c = pcapgen.Conversation()
+    c.send(0, rq[:6 + 143 + 8 + 29 + 10])  # the capture ends inside context 3's transfer syntax
+    dec, rec = stack.run(tmp_path, c.close())
+    assert stack.expert_ids(dec) == {"dicom.pdu.truncated": 1, "dicom.assoc.no_accept": 1}
+    [a] = dec.associations
+    assert {k: (v.abstract_syntax, v.proposed) for k, v in a.contexts.items()} == {
+        1: (E.VERIFICATION, [E.IMPLICIT_LE]), 3: (E.CT_STORAGE, [])}
+    assert rec.pdus[0].truncated
+
+
+@pytest.mark.parametrize("decode", [P.decode_reject, P.decode_abort])
+def test_short_reject_or_abort_cut_by_the_capture(decode):
+    assert decode(b"\x00\x01", truncated=True).problems == []
+
+
 def test_short_reject_and_abort():
     rj = P.decode_reject(b"\x00\x01")
     assert ids(rj.problems) == ["dicom.assoc.pdu.malformed"]

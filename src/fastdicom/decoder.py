@@ -290,7 +290,7 @@ class Decoder:
         decoded = None
         truncated = bool(flags & E.PF_TRUNCATED)
         if t in (1, 2):
-            decoded = P.decode_associate(body, t == 1)
+            decoded = P.decode_associate(body, t == 1, truncated)
             self._problems(decoded.problems, a, t1, f1)
             if t == 1:
                 if a.rq is None:
@@ -300,7 +300,7 @@ class Decoder:
                 a.apply_ac(decoded, t0)
                 self._check_ac(a, decoded, t1, f1)
         elif t == 3:
-            decoded = P.decode_reject(body)
+            decoded = P.decode_reject(body, truncated)
             self._problems(decoded.problems, a, t1, f1)
             if a.rj is None:
                 a.rj = decoded
@@ -315,7 +315,7 @@ class Decoder:
             if a.release_rp_time is None:
                 a.release_rp_time = t0
         elif t == 7:
-            decoded = P.decode_abort(body)
+            decoded = P.decode_abort(body, truncated)
             self._problems(decoded.problems, a, t1, f1)
             if a.abort is None:
                 a.abort = decoded

@@ -332,66 +332,85 @@ class AAbort:
                 "reason": self.reason, "reason_text": self.reason_text}
 
 
-def _items(b: bytes, start: int, end: int, where: str, problems: list):
-    """Yield (type, value_start, value_end) of the items in b[start:end]."""
+def _items(b: bytes, start: int, end: int, where: str, problems: list, cut_ok: bool = False):
+    """Yield (type, value_start, value_end, cut) of the items in b[start:end].
+
+    ``cut`` is True for an item that runs past ``end``: what is there is
+    yielded, and flagged, unless ``cut_ok`` (the region ends where the
+    capture cut the PDU, so a cut item is expected, not malformed)."""
     p = start
     while p < end:
         if end - p < 4:
-            problems.append(("dicom.assoc.pdu.malformed",
-                             {"pdu": where, "why": f"{end - p} stray bytes after the last item"}))
+            if not cut_ok:
+                problems.append(("dicom.assoc.pdu.malformed",
+                                 {"pdu": where, "why": f"{end - p} stray bytes after the last item"}))
             return
         t = b[p]
         ln = _u16(b, p + 2)
         if p + 4 + ln > end:
-            problems.append(("dicom.assoc.item.len.invalid", {"type": t, "length": ln, "room": end - p - 4}))
-            yield t, p + 4, end  # decode what is there, flagged
+            if not cut_ok:
+                problems.append(("dicom.assoc.item.len.invalid", {"type": t, "length": ln, "room": end - p - 4}))
+            yield t, p + 4, end, True  # decode what is there
             return
-        yield t, p + 4, p + 4 + ln
+        yield t, p + 4, p + 4 + ln, False
         p += 4 + ln
 
 
-def decode_associate(body: bytes, is_request: bool) -> AAssociate:
-    """Decode an A-ASSOCIATE-RQ/AC body (see the module docstring)."""
+def decode_associate(body: bytes, is_request: bool, truncated: bool = False) -> AAssociate:
+    """Decode an A-ASSOCIATE-RQ/AC body (see the module docstring).
+
+    ``truncated``: the capture cut the PDU (the core says so): the items it
+    cut are not reported as malformed, and a value cut short (a UID) is not
+    kept, since its end is unknown; what came whole is decoded."""
     name = "A-ASSOCIATE-RQ" if is_request else "A-ASSOCIATE-AC"
     problems: list = []
     if len(body) < 68:
         a = AAssociate(is_request, _u16(body, 0) if len(body) >= 2 else 0,
                        bytes(body[4:20]).ljust(16), bytes(body[20:36]).ljust(16), problems=problems)
-        problems.append(("dicom.assoc.pdu.malformed",
-                         {"pdu": name, "why": f"{len(body)} bytes, shorter than the 68-byte fixed part"}))
+        if not truncated:
+            problems.append(("dicom.assoc.pdu.malformed",
+                             {"pdu": name, "why": f"{len(body)} bytes, shorter than the 68-byte fixed part"}))
         return a
     a = AAssociate(is_request, _u16(body, 0), bytes(body[4:20]), bytes(body[20:36]), problems=problems)
     if not a.protocol_version & 1:
         problems.append(("dicom.assoc.version", {"version": a.protocol_version}))
     n_actx = 0
-    for t, s, e in _items(body, 68, len(body), name, problems):
+    for t, s, e, cut in _items(body, 68, len(body), name, problems, truncated):
+        lost = cut and truncated  # this item was cut by the capture
         if e == s and t in (0x10, 0x20, 0x21, 0x50):
-            problems.append(("dicom.assoc.item.len.invalid", {"type": t, "length": 0, "room": len(body) - s}))
+            if not lost:
+                problems.append(("dicom.assoc.item.len.invalid", {"type": t, "length": 0, "room": len(body) - s}))
             continue
         if t == ITEM_APPLICATION_CONTEXT:
-            a.application_context = uid_text(body[s:e])
-            n_actx += 1
+            if not lost:
+                a.application_context = uid_text(body[s:e])
+                n_actx += 1
         elif t == ITEM_PRESENTATION_CONTEXT_RQ and is_request:
-            a.contexts_rq.append(_decode_pctx_rq(body, s, e, problems))
+            if not (lost and e - s < 4):  # a context whose header the capture cut is dropped
+                a.contexts_rq.append(_decode_pctx_rq(body, s, e, problems, lost))
         elif t == ITEM_PRESENTATION_CONTEXT_AC and not is_request:
-            a.contexts_ac.append(_decode_pctx_ac(body, s, e, problems))
+            if not (lost and e - s < 4):
+                a.contexts_ac.append(_decode_pctx_ac(body, s, e, problems, lost))
         elif t == ITEM_USER_INFORMATION:
-            _decode_user_info(body, s, e, a.user_info, problems, is_request)
-        else:
+            _decode_user_info(body, s, e, a.user_info, problems, lost)
+        elif not lost:
             a.unknown_items.append((t, bytes(body[s:e])))
             problems.append(("dicom.assoc.item.unknown", {"where": name, "type": t, "length": e - s}))
-    if n_actx == 0:
+    if n_actx == 0 and not truncated:
         problems.append(("dicom.assoc.pdu.malformed", {"pdu": name, "why": "no application context item"}))
     return a
 
 
-def _decode_pctx_rq(b, s, e, problems) -> PresentationContextRQ:
+def _decode_pctx_rq(b, s, e, problems, lost=False) -> PresentationContextRQ:
+    """``lost``: the capture cut this item; its missing parts are not reported."""
     if e - s < 4:
         problems.append(("dicom.assoc.item.len.invalid", {"type": 0x20, "length": e - s, "room": e - s}))
         return PresentationContextRQ(b[s] if e > s else 0, None)
     pc = PresentationContextRQ(b[s], None)
     n_abs = 0
-    for t, vs, ve in _items(b, s + 4, e, "presentation context", problems):
+    for t, vs, ve, cut in _items(b, s + 4, e, "presentation context", problems, lost):
+        if cut and lost:
+            break  # a UID cut short: its end is unknown
         if t == ITEM_ABSTRACT_SYNTAX:
             n_abs += 1
             if n_abs == 1:
@@ -402,23 +421,27 @@ def _decode_pctx_rq(b, s, e, problems) -> PresentationContextRQ:
             problems.append(("dicom.assoc.item.unknown",
                              {"where": "presentation context", "type": t, "length": ve - vs}))
     if n_abs == 0:
-        problems.append(("dicom.no_abstract_syntax", {"id": pc.id}))
+        if not lost:
+            problems.append(("dicom.no_abstract_syntax", {"id": pc.id}))
     elif n_abs > 1:
         problems.append(("dicom.multiple_abstract_syntax", {"id": pc.id}))
     elif pc.abstract_syntax is None:
         problems.append(("dicom.no_abstract_syntax_uid", {"id": pc.id}))
-    if not pc.transfer_syntaxes:
+    if not pc.transfer_syntaxes and not lost:
         problems.append(("dicom.no_transfer_syntax", {"id": pc.id}))
     return pc
 
 
-def _decode_pctx_ac(b, s, e, problems) -> PresentationContextAC:
+def _decode_pctx_ac(b, s, e, problems, lost=False) -> PresentationContextAC:
+    """``lost``: the capture cut this item; its missing parts are not reported."""
     if e - s < 4:
         problems.append(("dicom.assoc.item.len.invalid", {"type": 0x21, "length": e - s, "room": e - s}))
         return PresentationContextAC(b[s] if e > s else 0, 2, None)
     pc = PresentationContextAC(b[s], b[s + 2], None)
     n_ts = 0
-    for t, vs, ve in _items(b, s + 4, e, "presentation context reply", problems):
+    for t, vs, ve, cut in _items(b, s + 4, e, "presentation context reply", problems, lost):
+        if cut and lost:
+            break
         if t == ITEM_TRANSFER_SYNTAX:
             n_ts += 1
             pc.transfer_syntax = uid_text(b[vs:ve]) or None
@@ -427,7 +450,7 @@ def _decode_pctx_ac(b, s, e, problems) -> PresentationContextAC:
                              {"where": "presentation context reply", "type": t, "length": ve - vs}))
     if n_ts > 1:
         problems.append(("dicom.multiple_transfer_syntax", {"id": pc.id, "count": n_ts}))
-    if pc.result == 0 and not pc.transfer_syntax:
+    if pc.result == 0 and not pc.transfer_syntax and not lost:
         problems.append(("dicom.no_transfer_syntax", {"id": pc.id}))
     return pc
 
@@ -444,8 +467,11 @@ def _lv_uid(b, p, end):
     return uid_text(b[p + 2:p + 2 + ln]), p + 2 + ln, True
 
 
-def _decode_user_info(b, s, e, ui: UserInformation, problems, is_request):
-    for t, vs, ve in _items(b, s, e, "user information", problems):
+def _decode_user_info(b, s, e, ui: UserInformation, problems, lost=False):
+    """``lost``: the capture cut this item; the sub-item it cut is dropped."""
+    for t, vs, ve, cut in _items(b, s, e, "user information", problems, lost):
+        if cut and lost:
+            break
         n = ve - vs
         short = False
         if t == SUB_MAXIMUM_LENGTH:
@@ -522,19 +548,22 @@ def _decode_user_info(b, s, e, ui: UserInformation, problems, is_request):
                 "pdu": "user information", "why": f"{ITEM_NAMES.get(t, hex(t))} sub-item of {n} bytes is malformed"}))
 
 
-def decode_reject(body: bytes) -> AAssociateRJ:
+def decode_reject(body: bytes, truncated: bool = False) -> AAssociateRJ:
     """A-ASSOCIATE-RJ body: reserved(1) result(1) source(1) reason/diag.(1)."""
     if len(body) < 4:
         rj = AAssociateRJ(0, 0, 0)
-        rj.problems.append(("dicom.assoc.pdu.malformed", {"pdu": "A-ASSOCIATE-RJ", "why": f"{len(body)}-byte body"}))
+        if not truncated:
+            rj.problems.append(("dicom.assoc.pdu.malformed",
+                                {"pdu": "A-ASSOCIATE-RJ", "why": f"{len(body)}-byte body"}))
         return rj
     return AAssociateRJ(body[1], body[2], body[3])
 
 
-def decode_abort(body: bytes) -> AAbort:
+def decode_abort(body: bytes, truncated: bool = False) -> AAbort:
     """A-ABORT body: reserved(2) source(1) reason/diag.(1)."""
     if len(body) < 4:
         ab = AAbort(0, 0)
-        ab.problems.append(("dicom.assoc.pdu.malformed", {"pdu": "A-ABORT", "why": f"{len(body)}-byte body"}))
+        if not truncated:
+            ab.problems.append(("dicom.assoc.pdu.malformed", {"pdu": "A-ABORT", "why": f"{len(body)}-byte body"}))
         return ab
     return AAbort(body[2], body[3])
