@@ -240,9 +240,12 @@ def test_release_collision_answered_by_the_acceptor_first(tmp_path):
 
 def test_second_association_on_the_same_connection(tmp_path):
     c = G.Conversation()
-    for called, calling, mid in (("SCP1", "SCU1", 1), ("SCP2", "SCU2", 1)):
-        c.send(0, G.assoc_rq(called, calling, [(1, G.VERIFICATION, (G.IMPLICIT,))]))
-        c.send(1, G.assoc_ac(called, calling))
+    # context 1 means Verification in the first association, CT Image Storage in
+    # the second (Wireshark B17 keeps the first abstract syntax)
+    for called, calling, mid, abstract, ts in (("SCP1", "SCU1", 1, G.VERIFICATION, G.IMPLICIT),
+                                               ("SCP2", "SCU2", 1, G.CT_STORAGE, G.EXPLICIT)):
+        c.send(0, G.assoc_rq(called, calling, [(1, abstract, (ts,))]))
+        c.send(1, G.assoc_ac(called, calling, [(1, 0, ts)]))
         c.send(0, G.p_data((1, 3, G.c_echo_rq(mid))))
         c.send(1, G.p_data((1, 3, G.c_echo_rsp(mid, status=0x0110 if called == "SCP2" else 0))))
         c.send(0, G.release_rq()).send(1, G.release_rp())
@@ -253,6 +256,8 @@ def test_second_association_on_the_same_connection(tmp_path):
         ("SCU1", "SCP1", "accepted", "released"), ("SCU2", "SCP2", "accepted", "released")]
     assert [[(o.message_id, o.status) for o in a.operations] for a in dec.associations] == [[(1, 0)], [(1, 0x0110)]]
     assert first.end_time <= second.start
+    assert [(a.contexts[1].abstract_syntax, a.transfer_syntax(1)) for a in dec.associations] == [
+        (G.VERIFICATION, G.IMPLICIT), (G.CT_STORAGE, G.EXPLICIT)]
     assert [a.id for a in rec.associations_started] == [0, 1] == [a.id for a in rec.associations_ended]
     assert stack.expert_ids(dec) == {"dicom.status.failure": 1}
 
