@@ -54,8 +54,8 @@ KEYWORDS = {
 
 
 def _tags(value) -> list:
-    values = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(
-        value, int) else [value]
+    """pydicom's AT value (one tag, or a list of them) as (group, element) pairs."""
+    values = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
     return [(int(t) >> 16, int(t) & 0xFFFF) for t in values]
 
 
