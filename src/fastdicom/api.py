@@ -59,6 +59,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time as _time
@@ -604,6 +605,12 @@ class _Source:
             info.size = None
         elif self.seekable:
             self.raw.seek(self.start)
+            try:  # a file on disk has a size, as for a path
+                st = os.fstat(self.raw.fileno())
+                if stat.S_ISREG(st.st_mode):
+                    info.size = st.st_size - self.start
+            except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+                pass
             yield from _capture._stream_chunks(self.raw, info, _capture.CHUNK)
         elif not self.keep_copy:
             yield from _capture._stream_chunks(self.raw, info, _capture.CHUNK)
