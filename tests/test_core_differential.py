@@ -366,7 +366,7 @@ def write_pcapng(records, link, big, tsresol, rnd, lossless):
     for k, (ns, buf, orig) in enumerate(records):
         t = (ns - tsoff * 10**9) * units // 10**9
         r = rnd.random()
-        if r < 0.03 and k:  # a Simple Packet Block (no time stamp: not the first)
+        if r < 0.03 and k and not lossless:  # a Simple Packet Block: it loses the time stamp
             out.append(block(3, struct.pack(e + "I", orig) + buf))
         elif r < 0.04 and not lossless:
             out.append(block(6, struct.pack(e + "IIIII", 7, 0, 0, len(buf), orig) + buf))  # no such interface
