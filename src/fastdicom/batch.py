@@ -325,49 +325,70 @@ def _error_row(job: Job, why: str, attempts: int = 1) -> dict[str, Any]:
 
 def _run_local(jobs: Sequence[Job], workers: int, task: Task,
                on_result: Callable[[dict[str, Any]], None]) -> None:
-    """A ProcessPoolExecutor with at most ``workers`` tasks in flight, rebuilt
-    when a worker process dies (the tasks in flight are tried again)."""
+    """A ProcessPoolExecutor with at most ``workers`` tasks in flight.
+
+    When a worker process dies the pool breaks and every task in flight
+    fails with it; the pool is rebuilt and those tasks are run again one at a
+    time, so that only the task that kills its worker is charged with it."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
     pending = deque(jobs)
-    deaths: dict[str, int] = {}
-    while pending:
+    suspects: deque[Job] = deque()  # in flight when a worker died: run alone
+    deaths: dict[str, int] = {}  # worker deaths charged to a capture
+    tries: dict[str, int] = {}
+
+    def submit(pool: Any, job: Job) -> Any:
+        tries[job.capture_id] = tries.get(job.capture_id, 0) + 1
+        return pool.submit(task, job)
+
+    def finish(job: Job, row: dict[str, Any]) -> None:
+        row["attempts"] = tries.get(job.capture_id, 1)
+        on_result(row)
+
+    while pending or suspects:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             running: dict[Any, Job] = {}
-            broken = False
-            while (pending or running) and not broken:
-                while pending and len(running) < workers:
-                    job = pending.popleft()
-                    running[pool.submit(task, job)] = job
+            lost: list[Job] = []
+            while (pending or suspects or running) and not lost:
+                if suspects:
+                    if not running:
+                        job = suspects.popleft()
+                        running[submit(pool, job)] = job
+                else:
+                    while pending and len(running) < workers:
+                        job = pending.popleft()
+                        running[submit(pool, job)] = job
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     job = running.pop(fut)
                     try:
                         row = fut.result()
                     except BrokenProcessPool:
-                        broken = True
-                        running[fut] = job  # handled with the others below
+                        lost.append(job)
                     except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
-                        on_result(_error_row(job, f"{type(exc).__name__}: {exc}"))
+                        finish(job, _error_row(job, f"{os.path.basename(job.path)}: "
+                                                    f"{type(exc).__name__}: {exc}"))
                     else:
-                        row["attempts"] = deaths.get(job.capture_id, 0) + 1
-                        on_result(row)
-            if broken:
-                # every task in flight failed with the pool: each is suspect
-                for fut, job in running.items():
-                    try:
-                        row = fut.result()
-                    except Exception:  # noqa: BLE001 - BrokenProcessPool
-                        n = deaths[job.capture_id] = deaths.get(job.capture_id, 0) + 1
-                        if n >= MAX_ATTEMPTS:
-                            on_result(_error_row(job, f"the worker process died {n} times", n))
-                        else:
-                            pending.appendleft(job)
-                    else:
-                        on_result(row)
+                        finish(job, row)
+            # the pool broke: every task still in flight failed with it
+            for fut, job in running.items():
+                try:
+                    finish(job, fut.result())
+                except Exception:  # noqa: BLE001 - BrokenProcessPool
+                    lost.append(job)
+            if len(lost) == 1:
+                job = lost[0]
+                n = deaths[job.capture_id] = deaths.get(job.capture_id, 0) + 1
+                if n >= MAX_ATTEMPTS:
+                    on_result(_error_row(job, f"{os.path.basename(job.path)}: the worker process "
+                                              f"died {n} times while analysing it", tries[job.capture_id]))
+                else:
+                    suspects.append(job)
+            else:
+                suspects.extend(lost)
 
 
 def _run_dask(jobs: Sequence[Job], scheduler: Any, task: Task,
@@ -386,7 +407,7 @@ def _run_dask(jobs: Sequence[Job], scheduler: Any, task: Task,
             try:
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker, or a task that kept failing
-                row = _error_row(job, f"{type(exc).__name__}: {exc}")
+                row = _error_row(job, f"{os.path.basename(job.path)}: {type(exc).__name__}: {exc}")
             on_result(row)
             fut.release()
     finally:
