@@ -9,6 +9,15 @@ a fresh output folder (no resume).  Every benchmark reports ``extra_info``:
 second of the mean round) and ``speedup`` (2 workers against 1, once both ran),
 and prints them.  The output is checked against the truth files with DuckDB.
 
+Figures on the 2-core development machine (2026-11-27), 20 captures of 2.15 GB
+in all, read from the page cache, 2 rounds, fresh output each round:
+
+    core        workers  seconds  MB/s   speedup
+    compiled    1         4.24    507.5
+    compiled    2         2.28    941.3  1.86
+    pure Python 1        44.42     48.4
+    pure Python 2        23.31     92.3  1.91
+
 Environment:
     FASTDICOM_BENCH_BATCH_SIZE   total size (default ``2G``)
     FASTDICOM_BENCH_BATCH_FILES  number of captures (default 20)
