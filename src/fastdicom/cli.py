@@ -107,6 +107,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="print each PDU as soon as it is complete")
 
     p = sub.add_parser(
+        "show", help="a detailed tree per PDU, like tshark -V",
+        description="Show each PDU as a tree: its items and PDVs, and the decoded command and "
+                    "data set elements (tag, length, name, VR, value, UID names).  Long values "
+                    "are cut with an ellipsis.",
+        epilog="Example: fastdicom show capture.pcap -Y 'dicom.pdu.type == 1'\n"
+               "         fastdicom show capture.pcap -Y 'dicom.tag == 0x00100010' --format json\n"
+               + EPILOG_PORTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--sequence-subtrees", dest="seq_tree", action=argparse.BooleanOptionalAction,
+                   default=True, help="show sequence items as nested subtrees (Wireshark's "
+                   "seq_tree; default on); --no-sequence-subtrees lists them flat")
+    p.add_argument("--tag-subtrees", dest="tag_tree", action="store_true",
+                   help="give each element a subtree with its tag, VR, length and value "
+                        "(Wireshark's tag_tree)")
+    p.add_argument("--max-value-length", type=int, default=64, metavar="N",
+                   help="cut values longer than N characters with an ellipsis (default 64)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text tree, or one JSON tree per line")
+    p.add_argument("-o", "--output", metavar="FILE")
+
+    p = sub.add_parser(
         "expert", help="expert info: problems found, by severity",
         description="List the expert infos with frame, time, association and message.",
         epilog="Example: fastdicom expert capture.pcap --min-severity warning\n" + EPILOG_PORTS,

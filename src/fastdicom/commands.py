@@ -54,7 +54,7 @@ def exit_status(args, decoder) -> int:
 
 def run(args) -> int:
     return {"summary": cmd_summary, "export": cmd_export, "pdus": cmd_pdus,
-            "expert": cmd_expert, "sample": cmd_sample, "analyze": cmd_analyze,
+            "expert": cmd_expert, "sample": cmd_sample, "show": cmd_show, "analyze": cmd_analyze,
             "report": cmd_report, "fields": cmd_fields, "batch": cmd_batch}[args.command](args)
 
 
@@ -179,6 +179,19 @@ def cmd_pdus(args) -> int:
     with output(args.output) as out:
         sink = show.PduLister(out, fmt=args.format, flt=flt, redact=args.redact, follow=args.follow)
         dec, infos = _analyse(args, [sink], keep_pdus=True)
+    return exit_status(args, dec)
+
+
+# ------------------------------------------------------------------ show
+def cmd_show(args) -> int:
+    from . import show
+    flt = compile_filter(args)
+    opts = show.TreeOptions(seq_tree=args.seq_tree, tag_tree=args.tag_tree,
+                            max_len=args.max_value_length, redact=args.redact)
+    with output(args.output) as out:
+        sink = show.TreeShower(out, fmt=args.format, flt=flt, opts=opts)
+        dec, infos = _analyse(args, [sink], data_limit=16 << 20, keep_pdus=True, keep_pdv_data=True,
+                              keep_objects=False, head_limit=16 << 20)
     return exit_status(args, dec)
 
 
