@@ -22,6 +22,7 @@ from .decoder import Decoder
 from .errors import CaptureFormatError, FastDicomError
 
 CHUNK = 4 << 20
+DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -129,6 +130,12 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK):
                     yield part
                 finally:
                     part.release()
+                # the pages stay in the page cache, but leave this process: RSS stays flat
+                if DONTNEED is not None:
+                    try:
+                        mm.madvise(DONTNEED, off, min(chunk, n - off))
+                    except (OSError, ValueError):
+                        pass
         finally:
             view.release()
             mm.close()

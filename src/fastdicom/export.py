@@ -17,6 +17,8 @@ they crossed the wire (deflated data stays deflated)::
 Fragments are appended to the file as they arrive: memory never holds a
 whole object, and at most ``max_open`` files are open at once (the least
 recently written is closed and reopened in append mode when more comes).
+All file work (writing, hashing, linking) runs in order on one background
+thread, so it overlaps with decoding; a bounded queue keeps memory flat.
 Files are written under a temporary name and linked to their final name only
 when the object is complete: an incomplete object never gets a normal name
 (with ``keep_incomplete`` it is kept as ``NAME.dcm.partial``).  Names are
@@ -26,9 +28,13 @@ replace an existing file; symbolic links in the output folder are not followed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import queue
 import struct
+import sys
+import threading
 import uuid
 from collections import OrderedDict
 
@@ -54,6 +60,8 @@ O_BINARY = getattr(os, "O_BINARY", 0)
 
 LAYOUTS = ("flat", "association", "patient")
 HEAD = 16384  # leading data set bytes kept to find UIDs and patient/study/series
+BATCH = 8 << 20  # bytes of one object handed to the I/O thread at once
+MAX_PENDING = 64 << 20  # all objects together
 
 
 class ExportError(Exception):
@@ -110,8 +118,9 @@ def guess_transfer_syntax(head: bytes) -> str:
 class _Item:
     """Export state of one object."""
 
-    __slots__ = ("tmp", "meta_len", "written", "final_dir_parts", "sop_class", "sop_instance",
-                 "ts", "ts_guessed", "deferred", "buf", "dropped", "head")
+    __slots__ = ("tmp", "meta_len", "written", "sop_class", "sop_instance",
+                 "ts", "ts_guessed", "deferred", "dropped", "head", "hasher",
+                 "pending", "pending_off", "pending_len")
 
     def __init__(self):
         self.tmp = None
@@ -122,9 +131,12 @@ class _Item:
         self.ts = None
         self.ts_guessed = False
         self.deferred = False
-        self.buf = None
         self.dropped = False
         self.head = b""
+        self.hasher = None
+        self.pending = []  # data not yet handed to the I/O thread
+        self.pending_off = 0
+        self.pending_len = 0
 
 
 class Exporter:
@@ -157,6 +169,35 @@ class Exporter:
         self._mkdir(self.tmp_dir)
         self.manifest = self._open_new(os.path.join(self.out, "manifest.jsonl"), append=True)
         self._seq = 0
+        self._error = None
+        self.pending_total = 0
+        # the I/O thread needs the GIL back quickly after each write or hash
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, 0.0005))
+        self._q = queue.Queue(maxsize=16)
+        self._thread = threading.Thread(target=self._worker, name="fastdicom-export", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------ background I/O
+    def _worker(self):
+        while True:
+            op = self._q.get()
+            if op is None:
+                return
+            if self._error is None:
+                try:
+                    op[0](*op[1:])
+                except Exception as exc:  # reported by the main thread
+                    self._error = exc
+
+    def _io(self, *op):
+        if self._error is not None:
+            self._raise()
+        self._q.put(op)
+
+    def _raise(self):
+        err = self._error
+        raise ExportError(f"writing to {self.out}: {getattr(err, 'strerror', None) or err}") from err
 
     # ------------------------------------------------------------ file I/O
     @staticmethod
@@ -204,21 +245,29 @@ class Exporter:
             item.sop_class = cmd.get("affected_sop_class_uid") or cmd.get("requested_sop_class_uid")
             item.sop_instance = cmd.get("affected_sop_instance_uid") or cmd.get("requested_sop_instance_uid")
         item.ts = t.transfer_syntax or a.transfer_syntax(t.context_id)
+        # the exporter hashes (on its thread) what the decoder would have hashed
+        item.hasher = t.hasher if t.hasher is not None else hashlib.sha256()
+        t.hasher = None
         self._seq += 1
         item.tmp = os.path.join(self.tmp_dir, f"{self._seq:08d}.part")
-        f = self._open_new(item.tmp)
-        self.open[t.index] = f
-        while len(self.open) > self.max_open:
-            _, old = self.open.popitem(last=False)
-            old.close()
         # the meta header goes first when everything it needs is known now;
         # otherwise the data set is written alone and the meta put in front at the end
+        meta = b""
         if self.meta_header and _valid_uid(item.sop_class) and _valid_uid(item.sop_instance) and item.ts:
             meta = file_meta(item.sop_class, item.sop_instance, item.ts, self._source_ae(t))
-            f.write(meta)
             item.meta_len = len(meta)
         else:
             item.deferred = self.meta_header
+        self._io(self._w_open, t.index, item, meta)
+
+    def _w_open(self, idx, item, meta):
+        f = self._open_new(item.tmp)
+        self.open[idx] = f
+        while len(self.open) > self.max_open:
+            _, old = self.open.popitem(last=False)
+            old.close()
+        if meta:
+            f.write(meta)
 
     def on_data(self, t: DataSetTransfer, offset: int, data):
         item = self.items.get(t.index)
@@ -229,18 +278,48 @@ class Exporter:
             return
         if len(item.head) < HEAD:
             item.head += bytes(data[:HEAD - len(item.head)])
-        f = self._file(t.index, item)
+        self.total += len(data)
+        # batch the pieces: one hand-over per BATCH bytes keeps thread switches rare
+        if item.pending and offset != item.pending_off + item.pending_len:
+            self._flush(t.index, item)
+        if not item.pending:
+            item.pending_off = offset
+        item.pending.append(data)
+        item.pending_len += len(data)
+        self.pending_total += len(data)
+        if item.pending_len >= BATCH:
+            self._flush(t.index, item)
+        elif self.pending_total >= MAX_PENDING:
+            for idx, it in list(self.items.items()):
+                if it.pending:
+                    self._flush(idx, it)
+
+    def _flush(self, idx, item):
+        if item.pending:
+            self.pending_total -= item.pending_len
+            self._io(self._w_write, idx, item, item.pending_off, item.pending)
+            item.pending = []
+            item.pending_len = 0
+
+    def _w_write(self, idx, item, offset, pieces):
+        f = self._file(idx, item)
         if offset != item.written:
             # a hole lost by the tap: keep positions (the file is .partial anyway)
             f.flush()
             f.seek(item.meta_len + offset)
+            item.hasher = None
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if item.hasher is not None:
+            item.hasher.update(data)
         f.write(data)
         item.written = offset + len(data)
-        self.total += len(data)
 
     def _cap(self, t, item):
         item.dropped = True
-        self._close(t.index)
+        self.pending_total -= item.pending_len
+        item.pending = []
+        item.pending_len = 0
+        self._io(self._close, t.index)
         self.counts["capped"] += 1
         if not self.cap_reported and self.decoder is not None:
             self.cap_reported = True
@@ -251,7 +330,7 @@ class Exporter:
         item = self.items.pop(t.index, None)
         if item is None:
             return
-        self._close(t.index)
+        self._flush(t.index, item)
         complete = t.complete and not item.dropped
         ts = item.ts or t.transfer_syntax or t.association.transfer_syntax(t.context_id)
         if not ts:
@@ -269,35 +348,49 @@ class Exporter:
                 sop_class = ARTIFICIAL_SOP_CLASS_COMMAND
         if not _valid_uid(sop_instance):
             sop_instance = f"{ARTIFICIAL_INSTANCE_ROOT}.{t.association.id + 1}.{t.index + 1}"
-        size = t.length + (item.meta_len or (len(file_meta(sop_class, sop_instance, ts, self._source_ae(t)))
-                                             if self.meta_header else 0))
+        meta = b""
+        if item.deferred:
+            meta = file_meta(sop_class, sop_instance, ts, self._source_ae(t))
+        size = t.length + (item.meta_len or len(meta))
         rec = self._record(t, sop_class, sop_instance, ts, item, complete)
+        keep = True
         if not complete and not self.keep_incomplete:
             self.counts["skipped_incomplete"] += 1
-            self._unlink(item.tmp)
-            rec["file"] = None
             rec["skipped"] = "incomplete (use --keep-incomplete to keep it as .partial)"
+            keep = False
         elif size < self.min_size:
             self.counts["skipped_small"] += 1
-            self._unlink(item.tmp)
-            rec["file"] = None
             rec["skipped"] = f"smaller than --min-size {self.min_size}"
-        else:
-            if item.deferred:
-                self._prepend_meta(item, file_meta(sop_class, sop_instance, ts, self._source_ae(t)))
+            keep = False
+        name = folder = suffix = None
+        if keep:
             name = self._name(t, sop_instance)
             folder = self._folder(t, item, ts)
-            final = self._place(item.tmp, folder, name, ".dcm" if complete else ".dcm.partial")
-            rec["file"] = os.path.relpath(final, self.out)
-            self.files.append(final)
+            suffix = ".dcm" if complete else ".dcm.partial"
             if complete:
                 self.counts["written"] += 1
             else:
                 self.counts["partial"] += 1
                 if self.decoder is not None:
                     self.decoder.report("export.partial", association=t.association, time=t.time_last,
-                                        frame=t.frame_last, file=rec["file"],
+                                        frame=t.frame_last, file=name + suffix,
                                         missing=_ranges(t) or "the end of the data set")
+        self._io(self._w_finish, t, item, rec, complete, keep, meta, folder, name, suffix)
+
+    def _w_finish(self, t, item, rec, complete, keep, meta, folder, name, suffix):
+        self._close(t.index)
+        if complete and item.hasher is not None:
+            t.hasher = item.hasher  # the object's SHA-256, for the manifest and the summary
+            rec["sha256"] = t.sha256
+        if not keep:
+            self._unlink(item.tmp)
+            rec["file"] = None
+        else:
+            if meta:
+                self._prepend_meta(item, meta)
+            final = self._place(item.tmp, folder, name, suffix)
+            rec["file"] = os.path.relpath(final, self.out)
+            self.files.append(final)
         self.manifest.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
 
     def on_command(self, cmd):
@@ -320,19 +413,31 @@ class Exporter:
         name = f"{client}_{'unknown' if mid is None else mid}_{safe_name(cmd.name, 24)}_{idx}"
         self._seq += 1
         tmp = os.path.join(self.tmp_dir, f"{self._seq:08d}.part")
+        folder = self.out if self.layout == "flat" else self._assoc_folder(a)
+        rec = {"file": None, "association": None if a is None else a.id,
+               "command": cmd.name, "message_id": mid, "bytes": len(data), "complete": True,
+               "transfer_syntax": IMPLICIT_VR_LITTLE_ENDIAN, "kind": "command"}
+        self._io(self._w_command, tmp, meta, data, folder, name, rec)
+
+    def _w_command(self, tmp, meta, data, folder, name, rec):
         with self._open_new(tmp) as f:
             f.write(meta)
             f.write(data)
-        final = self._place(tmp, self.out if self.layout == "flat" else self._assoc_folder(a), name, ".dcm")
-        rec = {"file": os.path.relpath(final, self.out), "association": None if a is None else a.id,
-               "command": cmd.name, "message_id": mid, "bytes": len(data), "complete": True,
-               "transfer_syntax": IMPLICIT_VR_LITTLE_ENDIAN, "kind": "command"}
+        final = self._place(tmp, folder, name, ".dcm")
+        rec["file"] = os.path.relpath(final, self.out)
         self.manifest.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
 
     def on_end(self, decoder):
         self.close()
 
     def close(self):
+        for idx, item in list(self.items.items()):
+            if item.pending and self._error is None:
+                self._flush(idx, item)
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+            sys.setswitchinterval(self._switch)
         for f in self.open.values():
             f.close()
         self.open.clear()
@@ -345,6 +450,8 @@ class Exporter:
             os.rmdir(self.tmp_dir)
         except OSError:
             pass
+        if self._error is not None:
+            self._raise()
 
     # --------------------------------------------------------------- helpers
     @staticmethod
