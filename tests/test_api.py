@@ -94,7 +94,8 @@ def assoc_json(a):
         "max_pdu_length": {"client_receives": a.max_pdu_length_client_receives,
                            "server_receives": a.max_pdu_length_server_receives},
         "start": _t(a.start_ns), "end_time": _t(a.end_time_ns), "duration": a.duration,
-        "start_frame": a.start_frame, "end_frame": a.end_frame,
+        "start_frame": a.start_frame, "first_pdu_end_frame": a.first_pdu_end_frame,
+        "end_frame": a.end_frame,
         "bytes": {"client_to_server": a.bytes_client_to_server, "server_to_client": a.bytes_server_to_client},
         "pdus": {"client_to_server": a.pdus_client_to_server, "server_to_client": a.pdus_server_to_client},
         "gaps": a.gaps, "gap_bytes": a.gap_bytes,
@@ -358,8 +359,9 @@ def test_stream_datasets_and_memory():
 # ------------------------------------------------------ inputs of every kind
 def _same_analysis(a, b):
     da, db = a.summary(), b.summary()
-    for x in da["associations"] + db["associations"]:
-        x.pop("capture")  # the capture's name
+    for k in ("associations", "objects", "expert", "tcp_attempts"):
+        for x in da[k] + db[k]:
+            x.pop("capture", None)  # the capture's name
     for k in ("associations", "objects", "expert", "counts", "tcp_attempts"):
         assert _norm(da[k]) == _norm(db[k]), k
 

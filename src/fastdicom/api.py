@@ -239,6 +239,7 @@ class Association:
     end_time_ns: int | None
     duration: float | None
     start_frame: int | None
+    first_pdu_end_frame: int | None  #: the frame that completed its first PDU (numbering order)
     end_frame: int | None
     bytes_client_to_server: int
     bytes_server_to_client: int
@@ -262,6 +263,7 @@ class Expert:
     time_ns: int | None
     frame: int | None
     association: int | None
+    capture: str | None = None  #: the capture file it was found in
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,7 @@ class Object:
 
     index: int
     association: int
+    capture: str | None
     message_id: int | None
     command: str | None  #: "C-STORE-RQ", "C-FIND-RSP", ...
     direction: str  #: "client_to_server" or "server_to_client"
@@ -457,7 +460,8 @@ def _association(a: Any, operations: Iterable[Operation] | None = None) -> Assoc
         max_pdu_length_client_receives=d["max_pdu_length"]["client_receives"],
         max_pdu_length_server_receives=d["max_pdu_length"]["server_receives"],
         start=_dt(a.start), start_ns=a.start, end_time=_dt(a.end_time), end_time_ns=a.end_time,
-        duration=d["duration"], start_frame=d["start_frame"], end_frame=d["end_frame"],
+        duration=d["duration"], start_frame=d["start_frame"],
+        first_pdu_end_frame=d["first_pdu_end_frame"], end_frame=d["end_frame"],
         bytes_client_to_server=d["bytes"]["client_to_server"],
         bytes_server_to_client=d["bytes"]["server_to_client"],
         pdus_client_to_server=d["pdus"]["client_to_server"],
@@ -476,7 +480,8 @@ def _object(t: Any, info: Mapping[str, Any] | None, data: _Data | None) -> Objec
     missing = d["missing"]
     reasons = d["incomplete_reasons"]
     return Object(
-        index=t.index, association=d["association"], message_id=d["message_id"], command=d["command"],
+        index=t.index, association=d["association"], capture=d["capture"], message_id=d["message_id"],
+        command=d["command"],
         direction=d["direction"], context_id=d["context_id"], sop_class_uid=d["sop_class_uid"],
         sop_class_name=d["sop_class_name"], sop_instance_uid=d["sop_instance_uid"],
         transfer_syntax=d["transfer_syntax"], bytes=d["bytes"], complete=d["complete"],
@@ -490,7 +495,8 @@ def _object(t: Any, info: Mapping[str, Any] | None, data: _Data | None) -> Objec
 
 def _expert(e: Any) -> Expert:
     return Expert(id=e.id, severity=e.severity.label, group=e.group, message=e.message,
-                  time=_dt(e.time), time_ns=e.time, frame=e.frame, association=e.association)
+                  time=_dt(e.time), time_ns=e.time, frame=e.frame, association=e.association,
+                  capture=e.capture)
 
 
 def _pdu(rec: Any) -> Pdu:
@@ -1081,6 +1087,9 @@ class _StreamDecoder(Decoder):
     def _ev_flow_end(self, ev: Any) -> None:
         super()._ev_flow_end(ev)
         self.flows.pop(ev[1], None)
+
+    def _canonical_order(self) -> None:
+        """Records were handed out as they completed; there is nothing left to order."""
 
 
 def stream(source: Source, ports: Iterable[int] | str = (104, 11112), heuristic: bool = True, *,

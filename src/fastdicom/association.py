@@ -158,6 +158,9 @@ class Association:
         self.flow = flow  # decoder.Flow
         self.start = time
         self.start_frame = frame
+        self.seen_frame = frame  # the frame that completed its first PDU (set by the decoder)
+        self.capture = None
+        self.capture_index = 0
         self.end_time = None
         self.end_frame = None
         self.state = IDLE

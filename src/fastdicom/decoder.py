@@ -19,7 +19,7 @@ object with some of these methods; the decoder only calls what exists::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import events as E
 from . import expert as X
@@ -100,6 +100,7 @@ class TcpAttempt:
     server_ip: str
     server_port: int
     outcome: int
+    capture: str | None = None
 
     @property
     def outcome_text(self) -> str:
@@ -157,6 +158,14 @@ class PduRecord:
         return X.pdu_name(self.type)
 
 
+def association_order(a):
+    """Associations are numbered in the order their first PDU completed; with
+    the tie-breakers, this order is the same however connections were spread
+    over workers (see ``summary.canonical``)."""
+    return (getattr(a, "capture_index", 0), getattr(a, "seen_frame", 0), a.start_frame,
+            a.flow.client, a.flow.server, a.start)
+
+
 class Decoder:
     """Consumes core events; keeps associations, operations, objects, expert info."""
 
@@ -171,6 +180,7 @@ class Decoder:
         self.keep_pdus = keep_pdus
         self.keep_pdv_data = keep_pdv_data
         self.keep_objects = keep_objects
+        self.drop_capture_level = False  # set on workers > 0 of a partitioned run
         self.flows: dict[int, Flow] = {}
         self.capture_index = 0
         self.capture_name = None
@@ -225,8 +235,29 @@ class Decoder:
             a = fl.association
             if a is not None:
                 self._end(a, END_TEXT[E.END_EOF], self.last_time, None)
+        self._canonical_order()
         for h in self._hooks["on_end"]:
             h(self)
+
+    def _canonical_order(self):
+        """Number associations and order objects and expert infos as the JSON
+        summary does (``summary.canonical``): by capture and first frame, so the
+        result does not depend on how connections were spread over workers."""
+        caps = {info.name: k for k, info in enumerate(self.captures)}
+        self.associations.sort(key=association_order)
+        remap = {}
+        for k, a in enumerate(self.associations):
+            remap[a.id] = k
+            a.id = k
+        def obj_key(p):
+            a = p[1].association
+            return (getattr(a, "capture_index", 0), p[1].frame_last, -1 if a is None else a.id, p[0])
+        self.objects = [t for _, t in sorted(enumerate(self.objects), key=obj_key)]
+        exp = [e if e.association is None else replace(e, association=remap.get(e.association, e.association))
+               for e in self.expert]
+        self.expert = [e for _, e in sorted(enumerate(exp), key=lambda p: (
+            caps.get(p[1].capture, len(caps)), p[1].frame is None, p[1].frame or 0,
+            -1 if p[1].association is None else p[1].association, p[0]))]
 
     # -------------------------------------------------------------- helpers
     def _call(self, hook, *args):
@@ -238,6 +269,10 @@ class Decoder:
                                 association=None if association is None else association.id, **kw))
 
     def _add_expert(self, info: X.ExpertInfo):
+        if self.capture_name is not None:
+            info = replace(info, capture=self.capture_name)
+        if self.drop_capture_level and info.id in X.CAPTURE_LEVEL:
+            return
         if len(self.expert) < self.MAX_EXPERT:
             self.expert.append(info)
         else:
@@ -255,11 +290,14 @@ class Decoder:
         if self.last_time is None or t > self.last_time:
             self.last_time = t
 
-    def _association(self, fl: Flow, time: int, frame: int, new: bool = False) -> Association:
+    def _association(self, fl: Flow, time: int, frame: int, new: bool = False,
+                     seen: int = 0) -> Association:
         a = fl.association
         if a is None or new:
             a = Association(len(self.associations), fl, time, frame)
+            a.seen_frame = seen  # the frame that completed its first PDU: creation order
             a.capture = self.capture_name
+            a.capture_index = self.capture_index
             fl.association = a
             fl.associations.append(a)
             self.associations.append(a)
@@ -281,7 +319,7 @@ class Decoder:
         self.pdu_count += 1
         a = fl.association
         if a is None or (t == 1 and a.state in ENDED):
-            a = self._association(fl, t0, f0, new=a is not None)
+            a = self._association(fl, t0, f0, new=a is not None, seen=f1)
         a.bytes[direction] += length + 6
         a.pdus[direction] += 1
         sender = REQUESTOR if direction == 0 else ACCEPTOR
@@ -401,7 +439,7 @@ class Decoder:
         if rec is None:
             # first event of this PDU
             if a is None:
-                a = self._association(fl, t0, f0)
+                a = self._association(fl, t0, f0, seen=f1)
             self.pdu_count += 1
             a.bytes[direction] += length + 6
             a.pdus[direction] += 1
@@ -491,7 +529,8 @@ class Decoder:
     def _ev_attempt(self, ev):
         _, frame, ts, cip, cport, sip, sport, outcome = ev
         if len(self.attempts) < self.MAX_ATTEMPTS:
-            at = TcpAttempt(frame, ts, _endpoint(cip, cport), _endpoint(sip, sport), sip, sport, outcome)
+            at = TcpAttempt(frame, ts, _endpoint(cip, cport), _endpoint(sip, sport), sip, sport, outcome,
+                            self.capture_name)
             self.attempts.append(at)
             self._call("on_tcp_attempt", at)
         else:

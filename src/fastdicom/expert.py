@@ -63,6 +63,7 @@ class ExpertInfo:
     time: int | None = None  # ns since the epoch
     frame: int | None = None
     association: int | None = None
+    capture: str | None = None  # the capture file it was found in
 
     def to_json(self) -> dict:
         return {
@@ -73,8 +74,14 @@ class ExpertInfo:
             "time": None if self.time is None else self.time / 1e9,
             "frame": self.frame,
             "association": self.association,
+            "capture": self.capture,
         }
 
+
+# conditions of the capture file itself (not of one connection): with several
+# workers, each reads the whole file, so only worker 0 reports these
+CAPTURE_LEVEL = frozenset({"capture.truncated", "capture.damaged", "capture.linktype",
+                           "ip.fragment", "tcp.flows.full"})
 
 def _d(id, severity, group, template):
     return ExpertDef(id, severity, group, template)

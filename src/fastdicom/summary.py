@@ -139,6 +139,7 @@ def association_json(a: Association, redact: bool = False) -> dict:
         "end_time": _t(a.end_time),
         "duration": None if a.end_time is None else (a.end_time - a.start) / 1e9,
         "start_frame": a.start_frame,
+        "first_pdu_end_frame": a.seen_frame,
         "end_frame": a.end_frame,
         "bytes": {"client_to_server": a.bytes[0], "server_to_client": a.bytes[1]},
         "pdus": {"client_to_server": a.pdus[0], "server_to_client": a.pdus[1]},
@@ -160,6 +161,7 @@ def object_json(t: DataSetTransfer, info: dict | None, redact: bool = False) -> 
     ts = t.transfer_syntax or t.association.transfer_syntax(t.context_id)
     d = {
         "association": t.association.id,
+        "capture": t.association.capture,
         "message_id": mid,
         "command": cmd.name if cmd is not None else None,
         "direction": "client_to_server" if t.direction == 0 else "server_to_client",
@@ -220,11 +222,101 @@ def build(decoder, infos, sink: SummarySink | None = None, redact: bool = False)
         "objects": objects,
         "expert": [e.to_json() for e in decoder.expert],
         "tcp_attempts": [{"frame": x.frame, "time": _t(x.time), "client": x.client,
-                          "server": x.server, "outcome": x.outcome_text} for x in decoder.attempts],
+                          "server": x.server, "outcome": x.outcome_text, "capture": x.capture}
+                         for x in decoder.attempts],
     }
+    doc = canonical(doc)
     if redact:
         doc = R.redact_document(doc)
     return doc
+
+
+def canonical(doc: dict) -> dict:
+    """Put a summary in its one canonical order, whatever produced it (one
+    decoder, or several workers each with a share of the connections):
+    associations by capture and the frame that completed their first PDU,
+    numbered from 0; objects by the frame that ended them; expert infos by
+    capture and frame.  The same capture always gives the
+    same bytes."""
+    caps = {c["name"]: k for k, c in enumerate(doc["captures"])}
+
+    def cap(name):
+        return caps.get(name, len(caps))
+
+    assocs = sorted(doc["associations"], key=lambda a: (
+        cap(a["capture"]), a["first_pdu_end_frame"], a["start_frame"], a["client"], a["server"],
+        a["start"] or 0))
+    new_id = {(a["capture"], a["id"]): k for k, a in enumerate(assocs)}
+    for k, a in enumerate(assocs):
+        a["id"] = k
+    doc["associations"] = assocs
+
+    def ordered(rows, key):
+        for r in rows:
+            if r["association"] is not None:
+                r["association"] = new_id.get((r.get("capture"), r["association"]), r["association"])
+        return [r for _, r in sorted(enumerate(rows), key=lambda p: key(p[1]) + (p[0],))]
+
+    doc["objects"] = ordered(doc["objects"], lambda o: (
+        cap(o.get("capture")), o["frame_last"], o["association"]))
+    doc["expert"] = ordered(doc["expert"], lambda e: (
+        cap(e.get("capture")), e["frame"] is None, e["frame"] or 0,
+        -1 if e["association"] is None else e["association"]))
+    doc["tcp_attempts"] = sorted(doc["tcp_attempts"], key=lambda x: (
+        cap(x.get("capture")), x["frame"], x["client"], x["server"]))
+    return doc
+
+
+# per-connection counters add up across workers; the others are the capture's own
+_FLOW_COUNTERS = ("dicom_packets", "other_tcp_packets", "flows", "dicom_flows", "gaps", "gap_bytes",
+                  "pdus", "retransmissions", "ooo_segments", "overlap_conflicts", "evicted_flows",
+                  "ooo_forced", "open_flows", "ooo_bytes")
+
+
+def merge(docs: list) -> dict:
+    """One summary from the summaries of workers that each took a share of the
+    connections (``Engine(partition=(k, n))``): byte-identical to one worker's."""
+    from collections import Counter
+
+    # worker-local association ids overlap: make them unique, canonical() renumbers
+    for k, d in enumerate(docs):
+        off = k << 32
+        for a in d["associations"]:
+            a["id"] += off
+        for row in d["objects"] + d["expert"]:
+            if row["association"] is not None:
+                row["association"] += off
+    out = docs[0]
+    for d in docs[1:]:
+        out["associations"] += d["associations"]
+        out["objects"] += d["objects"]
+        out["expert"] += d["expert"]
+        out["tcp_attempts"] += d["tcp_attempts"]
+        for c0, c in zip(out["captures"], d["captures"]):
+            for k in _FLOW_COUNTERS:
+                if k in c0["stats"]:
+                    c0["stats"][k] += c["stats"][k]
+        firsts = [x for x in (out["time_first"], d["time_first"]) if x is not None]
+        lasts = [x for x in (out["time_last"], d["time_last"]) if x is not None]
+        out["time_first"] = min(firsts) if firsts else None
+        out["time_last"] = max(lasts) if lasts else None
+        out["counts"]["pdus"] += d["counts"]["pdus"]
+        out["counts"]["expert_dropped"] += d["counts"]["expert_dropped"]
+    for c0 in out["captures"]:
+        c0["stats"]["partition_skipped"] = 0
+    out = canonical(out)
+    ops = Counter()
+    for a in out["associations"]:
+        for op in a["operations"]:
+            ops[(op["command"], op["status_class"] or "unanswered")] += 1
+    c = out["counts"]
+    c["associations"] = len(out["associations"])
+    c["operations"] = sum(ops.values())
+    c["operations_by_command"] = _nest(ops)
+    c["objects"] = len(out["objects"])
+    c["objects_complete"] = sum(1 for o in out["objects"] if o["complete"])
+    c["expert_by_severity"] = dict(Counter(e["severity"] for e in out["expert"]))
+    return out
 
 
 def _nest(counter) -> dict:
