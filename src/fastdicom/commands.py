@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 
 from . import capture, summary
@@ -94,6 +95,20 @@ def _analyse(args, sinks, data_limit=65536, **decoder_opts):
 # --------------------------------------------------------------- summary
 def cmd_summary(args) -> int:
     flt = compile_filter(args)
+    workers = args.workers or os.cpu_count() or 1
+    if workers > 1 and not args.follow and len(args.captures) >= 1 and capture.partitionable(args.captures):
+        from . import redact as R
+        from .expert import Severity as _S
+        doc = capture.summary_parallel(args.captures, engine_options(args, -1 if args.hash else 65536),
+                                       workers, hash_data=args.hash)
+        if args.redact:
+            doc = R.redact_document(doc)
+        status = 0
+        if args.fail_on:
+            limit = _S.parse(args.fail_on)
+            status = 1 if any(_S.parse(e["severity"]) >= limit for e in doc["expert"]) else 0
+        _write_summary(args, doc, flt)
+        return status
     sink = summary.SummarySink()
     sinks = [sink]
     follow = None
@@ -102,10 +117,15 @@ def cmd_summary(args) -> int:
         sinks.append(follow)
     dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else 65536, hash_data=args.hash)
     doc = summary.build(dec, infos, sink, redact=args.redact)
-    if flt is not None:
-        doc = flt.select_summary(doc)
     if follow is not None:
         return exit_status(args, dec)
+    _write_summary(args, doc, flt)
+    return exit_status(args, dec)
+
+
+def _write_summary(args, doc, flt):
+    if flt is not None:
+        doc = flt.select_summary(doc)
     with output(args.output) as out:
         if args.format == "json":
             json.dump(doc, out, indent=1, default=str)
@@ -117,7 +137,6 @@ def cmd_summary(args) -> int:
             summary.write_csv(doc, out)
         else:
             summary.render_text(doc, out, slowest=args.slowest, to_file=bool(args.output))
-    return exit_status(args, dec)
 
 
 class _FollowOperations:
