@@ -35,9 +35,10 @@ def _common(p: argparse.ArgumentParser, filters=True):
                    help="replace patient-identifying values (PS3.15 basic profile) in the output")
     p.add_argument("--fail-on", choices=("warning", "error"), default=None,
                    help="exit with status 1 when expert info of this severity or worse was found")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes, each taking a share of the connections "
-                        "(summary only; default: the number of cores; output identical to 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes, each reading the capture and taking a share of the "
+                        "connections; 0 means one per core (summary only; the output is "
+                        "identical to one worker's; default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Measure fastdicom against cat, a dpkt header loop and tshark, in one run.
+
+    python benchmarks/compare.py [--sizes 1G,4G] [--cache DIR] [--workers N]
+                                 [--no-tshark] [--update-readme]
+
+For each size it makes (once, cached) a capture with ``make_capture.py``,
+then times each command in a fresh process with the file in the page cache,
+and reports wall time, MB/s and peak RSS (the child's ru_maxrss).  It checks
+that ``summary --workers N`` is byte-identical to ``--workers 1`` and that the
+exported objects match the capture's truth file.  tshark rows are skipped
+when tshark is not installed.  With ``--update-readme`` the table replaces
+the one between the markers in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+CORE_LOOP = r"""
+import mmap, sys
+from fastdicom import core
+e = core.Engine(ports=[11112], data_limit=65536)
+f = open(sys.argv[1], 'rb'); mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); v = memoryview(mm)
+for o in range(0, len(mm), 4 << 20):
+    e.feed(v[o:o + (4 << 20)]); e.pop_events()
+    mm.madvise(mmap.MADV_DONTNEED, o, min(4 << 20, len(mm) - o))
+e.finish(); e.pop_events()
+"""
+
+DPKT_LOOP = r"""
+import sys, dpkt
+n = 0
+with open(sys.argv[1], 'rb') as f:
+    for ts, buf in dpkt.pcap.Reader(f):
+        eth = dpkt.ethernet.Ethernet(buf)
+        ip = eth.data
+        if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.tcp.TCP):
+            n += len(ip.data.data)
+print(n)
+"""
+
+
+TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+
+
+def run(cmd, stdout=subprocess.DEVNULL):
+    """Wall seconds and peak RSS (MB) of one command.  The RSS comes from
+    GNU time run as a small parent (a forked Python child would inherit this
+    script's high-water mark)."""
+    if TIME:
+        cmd = [TIME, "-f", "%M"] + list(cmd)
+    t = time.perf_counter()
+    p = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    err = p.stderr.decode(errors="replace").strip().splitlines()
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed ({p.returncode}): {err[-5:]}")
+    rss = float(err[-1]) / 1024 if TIME and err and err[-1].isdigit() else float("nan")
+    return wall, rss
+
+
+def warm(path):
+    with open(path, "rb") as f:
+        while f.read(16 << 20):
+            pass
+
+
+def exported_matches(truth_path, out_dir) -> tuple[int, int]:
+    truth = json.loads(Path(truth_path).read_text())
+    want = {}
+    for r in truth["received"]:
+        want.setdefault(r["sop_instance_uid"], set()).add(r["dataset_sha256"])
+    got = 0
+    for root, _, names in os.walk(out_dir):
+        for n in names:
+            if not n.endswith(".dcm"):
+                continue
+            raw = open(os.path.join(root, n), "rb").read()
+            if raw[128:132] == b"DICM":
+                glen = int.from_bytes(raw[140:144], "little")
+                body = raw[144 + glen:]
+            else:
+                body = raw
+            h = hashlib.sha256(body).hexdigest()
+            if any(h in s for s in want.values()):
+                got += 1
+    return got, len(truth["received"])
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1G")
+    ap.add_argument("--cache", default=str(HERE / ".cache"))
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--update-readme", action="store_true")
+    a = ap.parse_args(argv)
+    from make_capture import generate, parse_size
+
+    py = sys.executable
+    fd = [py, "-m", "fastdicom.cli"]
+    tshark = None if a.no_tshark else shutil.which("tshark")
+    rows = []
+    checks = []
+    os.makedirs(a.cache, exist_ok=True)
+    for size in a.sizes.split(","):
+        cap = Path(a.cache) / f"bench_{size}.pcap"
+        truth = cap.with_suffix(".truth.json")
+        if not cap.exists() or not truth.exists():
+            print(f"generating {cap} ...", file=sys.stderr)
+            generate(str(cap), parse_size(size), seed=0, truth_path=str(truth))
+        mb = cap.stat().st_size / 1e6
+        warm(cap)
+
+        def row(name, cmd):
+            wall, rss = run(cmd)
+            rows.append((size, name, wall, mb / wall, rss))
+            print(f"{size:>4} {name:<40} {wall:8.2f} s {mb / wall:9.0f} MB/s {rss:8.0f} MB", file=sys.stderr)
+
+        row("cat", ["sh", "-c", f"cat '{cap}' > /dev/null"])
+        row("fastdicom core only (capture to PDUs)", [py, "-c", CORE_LOOP, str(cap)])
+        with tempfile.TemporaryDirectory(dir=a.cache) as tmp:
+            s1, sn = Path(tmp) / "s1.json", Path(tmp) / "sn.json"
+            row("fastdicom summary, 1 worker", fd + ["summary", str(cap), "--ports", "11112",
+                                                     "--format", "json", "-o", str(s1), "--workers", "1"])
+            row(f"fastdicom summary, {a.workers} workers", fd + [
+                "summary", str(cap), "--ports", "11112", "--format", "json", "-o", str(sn),
+                "--workers", str(a.workers)])
+            checks.append(f"{size}: summary --workers {a.workers} byte-identical to --workers 1: "
+                          f"{'yes' if s1.read_bytes() == sn.read_bytes() else 'NO'}")
+            out = Path(tmp) / "export"
+            row("fastdicom export", fd + ["export", str(cap), "--ports", "11112", "-o", str(out)])
+            got, want = exported_matches(truth, out)
+            checks.append(f"{size}: fastdicom export matched {got}/{want} objects of the truth file")
+            shutil.rmtree(out)
+            # what writing the same bytes costs on this disk, for reference
+            row("dd: write the capture's size to disk", [
+                "dd", f"if={cap}", f"of={Path(tmp) / 'dd.bin'}", "bs=8M", "status=none"])
+        row("dpkt header loop (Ethernet/IP/TCP)", [py, "-c", DPKT_LOOP, str(cap)])
+        if tshark:
+            row("tshark -q -z io,stat,0,dicom", [tshark, "-r", str(cap), "-q", "-d", "tcp.port==11112,dicom",
+                                                 "-z", "io,stat,0,dicom"])
+            with tempfile.TemporaryDirectory(dir=a.cache) as tmp:
+                row("tshark --export-objects dicom", [
+                    tshark, "-r", str(cap), "-q", "-d", "tcp.port==11112,dicom",
+                    "-o", "dicom.export_minsize:0", "--export-objects", f"dicom,{tmp}"])
+                got, want = exported_matches(truth, tmp)
+                checks.append(f"{size}: tshark export matched {got}/{want} objects of the truth file")
+    table = ["| size | command | wall (s) | MB/s | peak RSS (MB) |", "|---|---|---:|---:|---:|"]
+    for size, name, wall, rate, rss in rows:
+        table.append(f"| {size} | {name} | {wall:.2f} | {rate:.0f} | {rss:.0f} |")
+    text = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on: {machine()}.", "",
+                      f"Command: `python benchmarks/compare.py --sizes {a.sizes} --workers {a.workers}`", "",
+                      *table, "", *[f"- {c}" for c in checks]])
+    print(text)
+    if a.update_readme:
+        readme = HERE / "README.md"
+        body = readme.read_text()
+        start, end = "<!-- compare:start -->", "<!-- compare:end -->"
+        block = f"{start}\n{text}\n{end}"
+        if start in body:
+            body = body[:body.index(start)] + block + body[body.index(end) + len(end):]
+        else:
+            body += "\n## fastdicom against cat, dpkt and tshark\n\n" + block + "\n"
+        readme.write_text(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
