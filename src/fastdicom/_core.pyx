@@ -643,6 +643,16 @@ cdef class Engine:
             return False
         return True
 
+    cdef bint _pcap_follows(self, const uint8_t *b, Py_ssize_t q, long long sec) noexcept:
+        """The record header at ``b[q]`` is sane and near ``sec`` in time."""
+        cdef bint big = self._big
+        cdef long long frac = rd32(b + q + 4, big)
+        cdef long long incl = rd32(b + q + 8, big)
+        cdef long long t = rd32(b + q, big)
+        if frac >= (1000000000 if self._nano else 1000000) or incl > lmax(self._snaplen, PCAP_MAX_RECORD):
+            return False
+        return abs(t - sec) <= MAX_RESYNC_SECONDS
+
     cdef int _pcap_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
         """Process one pcap record (or one resync step); 0 when more data is needed.
 
@@ -654,7 +664,7 @@ cdef class Engine:
         cdef bint big = self._big
         cdef long long limit = lmax(self._snaplen, PCAP_MAX_RECORD)
         cdef long long incl, orig, frac, sec, ts
-        cdef bint found = False
+        cdef bint found = False, ok
         if self._damaged:
             # look for a record header that is plausible and followed by another
             q = p
@@ -705,6 +715,25 @@ cdef class Engine:
             self._need_at_end = 16 + incl
             return 0
         sec = rd32(buf + p, big)
+        if ((self._last_ts_sec >= 0 and abs(sec - self._last_ts_sec) > MAX_RESYNC_SECONDS)
+                or orig < incl or orig > 4 * limit):
+            # a suspicious header (a time jump, or lengths that disagree, as when a
+            # damaged length left us inside a packet): believed only if the record
+            # after it looks right, in time with this one
+            nxt = p + 16 + incl
+            if nxt + 16 <= n:
+                ok = self._pcap_follows(buf, nxt, sec)
+            elif eof:
+                ok = nxt == n
+            else:
+                self._need_at_end = 16 + incl + 16
+                return 0
+            if not ok:
+                self.cnt[CT_DAMAGED_RECORDS] += 1
+                self._damaged = True
+                self._damage_at = self._foff + p
+                self._pos = p + 1
+                return 1
         ts = sec * NS + (frac if self._nano else frac * 1000)
         self._last_ts_sec = sec
         self._pos = p + 16 + incl

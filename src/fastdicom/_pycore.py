@@ -513,6 +513,15 @@ class Engine:
             return False
         return True
 
+    def _pcap_follows(self, b, q, sec) -> bool:
+        """The record header at ``b[q]`` is sane and near ``sec`` in time."""
+        big = self._big
+        frac = self._rd32(b, q + 4, big)
+        incl = self._rd32(b, q + 8, big)
+        if frac >= (1000000000 if self._nano else 1000000) or incl > max(self._snaplen, PCAP_MAX_RECORD):
+            return False
+        return abs(self._rd32(b, q, big) - sec) <= MAX_RESYNC_SECONDS
+
     def _pcap_step(self, eof) -> bool:
         """Process one pcap record (or one resync step); False when more data is needed."""
         buf = self._buf
@@ -569,6 +578,25 @@ class Engine:
             self._need_at_end = 16 + incl
             return False
         sec = self._rd32(buf, p, big)
+        if ((self._last_ts_sec >= 0 and abs(sec - self._last_ts_sec) > MAX_RESYNC_SECONDS)
+                or orig < incl or orig > 4 * limit):
+            # a suspicious header (a time jump, or lengths that disagree, as when a
+            # damaged length left us inside a packet): believed only if the record
+            # after it looks right, in time with this one
+            nxt = p + 16 + incl
+            if nxt + 16 <= n:
+                ok = self._pcap_follows(buf, nxt, sec)
+            elif eof:
+                ok = nxt == n
+            else:
+                self._need_at_end = 16 + incl + 16
+                return False
+            if not ok:
+                self.counters["damaged_records"] += 1
+                self._damaged = True
+                self._damage_at = self._foff + p
+                self._pos = p + 1
+                return True
         ts = sec * 1000000000 + (frac if self._nano else frac * 1000)
         self._last_ts_sec = sec
         self._pos = p + 16 + incl
@@ -1074,7 +1102,16 @@ class Engine:
             end = off + cap
             pieces = []
             q = off
-            for s in d.ooo:
+            ooo = d.ooo
+            lo, hi = 0, len(ooo)
+            while lo < hi:  # the first held segment that ends after q (as _core.pyx)
+                mid = (lo + hi) >> 1
+                if ooo[mid][0] + len(ooo[mid][1]) <= q:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            for k in range(lo, len(ooo)):
+                s = ooo[k]
                 s_off, s_data = s[0], s[1]
                 s_end = s_off + len(s_data)
                 if s_end <= q:

@@ -368,8 +368,9 @@ class Object:
         Raises
         ------
         ValueError
-            The object is incomplete, its capture was closed, or it came from
-            :func:`stream` without ``datasets=True``.
+            The object is incomplete, its capture was closed, it came from
+            :func:`stream` without ``datasets=True``, or its deflated data set
+            inflates beyond the ``max_inflate`` bound (64 MiB by default).
 
         Examples
         --------
@@ -392,6 +393,12 @@ class Object:
                              f"({'; '.join(self.incomplete_reasons or ()) or 'bytes missing'})")
         raw, source_ae = self._data.read(self)
         ts = self.transfer_syntax or X.guess_transfer_syntax(bytes(raw[:16]))
+        from . import limits
+        from .dataset import DEFLATED_SYNTAXES, inflated_size
+        if ts in DEFLATED_SYNTAXES and inflated_size(raw, limits.max_inflate) > limits.max_inflate:
+            # pydicom would inflate it whole in memory (a decompression bomb)
+            raise ValueError(f"object {self.index}: its deflated data set inflates beyond "
+                             f"{limits.max_inflate} bytes (max_inflate)")
         sop_class = self.sop_class_uid if X._valid_uid(self.sop_class_uid) else X.ARTIFICIAL_SOP_CLASS_COMMAND
         sop_instance = self.sop_instance_uid if X._valid_uid(self.sop_instance_uid) else \
             f"{X.ARTIFICIAL_INSTANCE_ROOT}.{self.association + 1}.{self.index + 1}"
@@ -649,6 +656,7 @@ def _drive(source: _Source, decoder: Decoder, options: _capture.EngineOptions,
     chunk, and the CaptureInfo once everything is fed and the decoder finished."""
     name = source.name
     info = _capture.CaptureInfo(name)
+    decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
     decoder.begin_capture(0, name)
     engine = options.engine(partition)
     t0 = _time.perf_counter()

@@ -352,15 +352,28 @@ def _run_local(jobs: Sequence[Job], workers: int, task: Task,
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             running: dict[Any, Job] = {}
             lost: list[Job] = []
-            while (pending or suspects or running) and not lost:
+            broken = False
+
+            def start(job: Job, source: deque[Job]) -> bool:
+                """Submit ``job``; if the pool broke meanwhile (a worker died and
+                its future is not collected yet), put it back and say so."""
+                try:
+                    running[submit(pool, job)] = job
+                    return True
+                except BrokenProcessPool:
+                    tries[job.capture_id] -= 1
+                    source.appendleft(job)
+                    return False
+
+            while (pending or suspects or running) and not lost and not broken:
                 if suspects:
                     if not running:
-                        job = suspects.popleft()
-                        running[submit(pool, job)] = job
+                        broken = not start(suspects.popleft(), suspects)
                 else:
-                    while pending and len(running) < workers:
-                        job = pending.popleft()
-                        running[submit(pool, job)] = job
+                    while pending and len(running) < workers and not broken:
+                        broken = not start(pending.popleft(), pending)
+                if not running:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     job = running.pop(fut)

@@ -15,13 +15,22 @@ import mmap
 import os
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from . import core
+from . import limits as dataset_limits
 from .decoder import Decoder
 from .errors import CaptureFormatError, FastDicomError
 
 CHUNK = 4 << 20
+
+# resource bounds (SECURITY.md lists them with their options)
+DEFAULT_MAX_OOO_BYTES = 64 << 20  # out-of-order bytes held, all connections together
+DEFAULT_MAX_CONNECTIONS = 100_000  # connections tracked at once (SYN floods)
+DEFAULT_MAX_PDU = 0xFFFFFFFF  # largest P-DATA-TF length accepted as plausible (streamed, not held)
+DEFAULT_MAX_DEPTH = dataset_limits.DEFAULT_MAX_DEPTH
+DEFAULT_MAX_INFLATE = dataset_limits.DEFAULT_MAX_INFLATE
 DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -32,15 +41,19 @@ class CaptureReadError(FastDicomError):
 
 @dataclass
 class EngineOptions:
-    """Core options shared by every command (see ``_pycore.Engine``)."""
+    """Options shared by every command: the core's (see ``_pycore.Engine``) and
+    the bounds of data set decoding.  Every bound is in SECURITY.md with its
+    CLI option; when one is hit an expert info says so and the rest goes on."""
 
     ports: tuple = (104, 11112)
     heuristic: bool = True
     data_limit: int = 65536
-    ooo_budget: int = 64 << 20
-    max_flows: int = 100_000
-    max_pdu: int = 0xFFFFFFFF
+    ooo_budget: int = DEFAULT_MAX_OOO_BYTES  # --max-ooo-bytes
+    max_flows: int = DEFAULT_MAX_CONNECTIONS  # --max-connections
+    max_pdu: int = DEFAULT_MAX_PDU  # --max-pdu
     max_assoc_pdu: int = 1 << 20
+    max_depth: int = DEFAULT_MAX_DEPTH  # --max-depth: sequence nesting when data sets are decoded
+    max_inflate: int = DEFAULT_MAX_INFLATE  # --max-inflate: bytes a deflated data set may inflate to
 
     def engine(self, partition=(0, 1)):
         return core.Engine(ports=self.ports, heuristic=self.heuristic, data_limit=self.data_limit,
@@ -155,7 +168,7 @@ def _stream_chunks(raw, info: CaptureInfo, chunk: int):
     while True:
         try:
             b = src.read1(chunk) if hasattr(src, "read1") else src.read(chunk)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise CaptureReadError(f"{info.name}: damaged gzip data ({exc})") from None
         if not b:
             return
@@ -200,6 +213,8 @@ def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=
     """Analyse each capture in turn into ``decoder``.  Raises CaptureReadError
     (unreadable file) or CaptureFormatError (not a capture)."""
     options = options or EngineOptions()
+    if hasattr(decoder, "set_limits"):
+        decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
     infos = []
     for k, name in enumerate(names):
         info = CaptureInfo(name)

@@ -39,6 +39,55 @@ def _common(p: argparse.ArgumentParser, filters=True):
                    help="worker processes, each reading the capture and taking a share of the "
                         "connections; 0 means one per core (summary only; the output is "
                         "identical to one worker's; default: 1)")
+    _bounds(p)
+
+
+def _size(text: str) -> int:
+    """A byte count: 1048576, 64K, 64M, 1G (powers of 1024)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    if mult > 1:
+        t = t[:-1]
+    try:
+        n = int(float(t) * mult) if "." in t else int(t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 1048576, 64K, 64M, 1G)") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return n
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return n
+
+
+def _bounds(p: argparse.ArgumentParser):
+    """The resource bounds (SECURITY.md); each hit is reported as expert info."""
+    from .capture import (
+        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_INFLATE, DEFAULT_MAX_OOO_BYTES,
+    )
+    g = p.add_argument_group("resource bounds (see SECURITY.md; hitting one is reported as expert info)")
+    g.add_argument("--max-ooo-bytes", type=_size, default=DEFAULT_MAX_OOO_BYTES, metavar="BYTES",
+                   help="out-of-order TCP data held, all connections together; past it the "
+                        "oldest hole is declared lost (default: 64M)")
+    g.add_argument("--max-pdu", type=_size, default=None, metavar="BYTES",
+                   help="largest P-DATA-TF length accepted as plausible; a longer one is "
+                        "treated as a damaged header (default: any, 4G; P-DATA is streamed, "
+                        "never held whole)")
+    g.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                   help="TCP connections tracked at once; past it the least recently active "
+                        "is dropped (SYN floods; default: 100000)")
+    g.add_argument("--max-depth", type=_count, default=DEFAULT_MAX_DEPTH, metavar="N",
+                   help="sequence nesting levels decoded in data sets (default: 64)")
+    g.add_argument("--max-inflate", type=_size, default=DEFAULT_MAX_INFLATE, metavar="BYTES",
+                   help="bytes a deflated data set may inflate to when it is decoded "
+                        "(decompression bombs; default: 64M)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder structure (default: flat)")
     p.add_argument("--verify", action="store_true",
                    help="re-read every exported file with pydicom and report the ones that fail")
-    p.add_argument("--max-open-files", type=int, default=64, metavar="N",
-                   help="files open at once while writing (default: 64)")
-    p.add_argument("--max-total-bytes", type=int, default=0, metavar="BYTES",
-                   help="stop writing objects past this many bytes (default: 0, no limit)")
+    p.add_argument("--max-open-files", type=_count, default=64, metavar="N",
+                   help="files open at once while writing; the least recently written is "
+                        "closed and reopened when more comes (default: 64)")
+    p.add_argument("--max-total-bytes", type=_size, default=0, metavar="BYTES",
+                   help="stop writing objects past this many bytes, e.g. 10G (default: 0, no limit)")
 
     p = sub.add_parser(
         "pdus", help="one line per PDU, like tshark's packet list",
@@ -228,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _safe(x) -> str:
+    from .show import safe_text
+    return safe_text(x)
+
+
 def main(argv=None) -> int:
     ap = build_parser()
     try:
@@ -241,10 +296,13 @@ def main(argv=None) -> int:
         from . import commands
         return commands.run(args)
     except FilterError as e:
-        print(f"fastdicom: filter error: {e}\n{e.pointer()}", file=sys.stderr)
+        print(f"fastdicom: filter error: {_safe(e)}\n{_safe(e.pointer().splitlines()[0])}\n"
+              f"{e.pointer().splitlines()[-1]}", file=sys.stderr)
         return 2
     except (FastDicomError, CaptureFormatError) as e:
-        print(f"fastdicom: {e}", file=sys.stderr)
+        # one line, whatever the message holds (file names from a folder of
+        # captures from the wild can hold escapes too)
+        print(f"fastdicom: {_safe(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         try:
@@ -256,12 +314,13 @@ def main(argv=None) -> int:
         print("fastdicom: interrupted", file=sys.stderr)
         return 130
     except OSError as e:
-        print(f"fastdicom: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        print(_safe(f"fastdicom: {str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}"),
+              file=sys.stderr)
         return 2
     except Exception as e:  # a bug in fastdicom: one line, the traceback only on request
         if os.environ.get("FASTDICOM_DEBUG"):
             raise
-        print(f"fastdicom: internal error: {type(e).__name__}: {e} "
+        print(f"fastdicom: internal error: {type(e).__name__}: {_safe(e)} "
               "(set FASTDICOM_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
         return 70
 

@@ -22,7 +22,17 @@ def engine_options(args, data_limit=65536) -> capture.EngineOptions:
         ports = capture.parse_ports(args.ports)
     except ValueError as e:
         raise UsageError(f"--ports: {e}") from None
-    return capture.EngineOptions(ports=ports, heuristic=not args.no_heuristic, data_limit=data_limit)
+    bounds = {}
+    for opt, key in (("max_ooo_bytes", "ooo_budget"), ("max_connections", "max_flows"),
+                     ("max_pdu", "max_pdu"), ("max_depth", "max_depth"),
+                     ("max_inflate", "max_inflate")):
+        v = getattr(args, opt, None)
+        if v is not None:
+            bounds[key] = v
+    if "max_pdu" in bounds:
+        bounds["max_pdu"] = min(bounds["max_pdu"], 0xFFFFFFFF)
+    return capture.EngineOptions(ports=ports, heuristic=not args.no_heuristic, data_limit=data_limit,
+                                 **bounds)
 
 
 @contextlib.contextmanager
@@ -176,6 +186,8 @@ def cmd_export(args) -> int:
         parts.append(f"{c['partial']} kept incomplete (.partial)")
     if c["commands"]:
         parts.append(f"{c['commands']} command sets")
+    if c["capped"]:
+        parts.append(f"{c['capped']} not written past --max-total-bytes")
     parts.append(f"{c['skipped_incomplete']} incomplete not written")
     parts.append(f"{c['skipped_small']} below --min-size")
     print("; ".join(parts), file=sys.stderr)
@@ -197,7 +209,7 @@ def cmd_pdus(args) -> int:
     flt = compile_filter(args)
     with output(args.output) as out:
         sink = show.PduLister(out, fmt=args.format, flt=flt, redact=args.redact, follow=args.follow)
-        dec, infos = _analyse(args, [sink], keep_pdus=True)
+        dec, infos = _analyse(args, [sink], keep_pdus=True, keep_heads=False)
     return exit_status(args, dec)
 
 
@@ -210,7 +222,7 @@ def cmd_show(args) -> int:
     with output(args.output) as out:
         sink = show.TreeShower(out, fmt=args.format, flt=flt, opts=opts)
         dec, infos = _analyse(args, [sink], data_limit=16 << 20, keep_pdus=True, keep_pdv_data=True,
-                              keep_objects=False, head_limit=16 << 20)
+                              keep_objects=False, head_limit=16 << 20, keep_heads=False)
     return exit_status(args, dec)
 
 

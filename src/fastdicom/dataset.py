@@ -30,6 +30,7 @@ import sys
 import zlib
 from functools import lru_cache
 
+from . import limits as _limits
 from .core import walk_dataset
 from ._pytagwalk import (
     W_ELEMENT, W_FRAGMENT, W_ITEM, W_ITEM_END, W_PIXEL_FRAGMENTS, W_SEQUENCE,
@@ -40,7 +41,7 @@ from ._pytagwalk import (
 __all__ = [
     "Binary", "Dataset", "DecodedDataset", "Element", "Item", "decode",
     "decode_command_set", "format_value", "inflate", "leading_values",
-    "walk_syntax", "DEFAULT_LEADING_TAGS", "DEFAULT_MAX_INFLATE",
+    "walk_syntax", "DEFAULT_LEADING_TAGS", "DEFAULT_MAX_INFLATE", "check_limits", "inflated_size",
 ]
 
 # --- transfer syntaxes (PS3.5 Annex A) -------------------------------------
@@ -57,7 +58,7 @@ IMPLICIT_SYNTAXES = frozenset({
     "1.2.840.113619.5.2",   # GE Private Implicit VR Little Endian (big endian pixels)
     "1.2.840.10008.1.20",   # Papyrus 3 Implicit VR Little Endian (retired)
 })
-DEFAULT_MAX_INFLATE = 256 << 20
+DEFAULT_MAX_INFLATE = _limits.DEFAULT_MAX_INFLATE
 
 SYNTAX_IMPLICIT_LE, SYNTAX_EXPLICIT_LE, SYNTAX_EXPLICIT_BE = 0, 1, 2
 
@@ -442,12 +443,65 @@ class _Inflater:
         return len(s) >= 2 and (s[0] & 0x0F) == 8 and ((s[0] << 8) | s[1]) % 31 == 0
 
 
-def inflate(data, max_output=DEFAULT_MAX_INFLATE):
+def inflate(data, max_output=None):
     """Inflate a deflated data set: ``(bytes, capped, problem or None)``."""
+    if max_output is None:
+        max_output = _limits.max_inflate
     inf = _Inflater(data, max_output)
     out = bytes(inf.read_until(max_output + 1))
     problems = _inflate_problems(inf)
     return out, inf.capped, "; ".join(problems) or None
+
+
+def inflated_size(data, cap) -> int:
+    """How many bytes a deflated data set inflates to, counted without keeping
+    them (memory stays flat whatever the ratio): at most ``cap + 1``, so a
+    result above ``cap`` means "beyond the cap".  A zlib-wrapped stream is
+    read too; a broken stream counts what came out before the break."""
+    cap = max(int(cap), 0)
+    src = memoryview(data)
+    for wbits in (-15, 15):
+        d = zlib.decompressobj(wbits)
+        total = 0
+        pos = 0
+        try:
+            while total <= cap and not d.eof:
+                if d.unconsumed_tail:
+                    chunk = d.unconsumed_tail
+                elif pos < len(src):
+                    chunk = bytes(src[pos:pos + 65536])
+                    pos += len(chunk)
+                else:
+                    rest = d.flush()  # the input ended: what is still held back
+                    total += len(rest)
+                    break
+                got = len(d.decompress(chunk, min(cap + 1 - total, 1 << 20) or 1))
+                if not got and d.unconsumed_tail == chunk:
+                    break  # no progress (cannot happen with zlib, but never spin)
+                total += got
+            return min(total, cap + 1)
+        except zlib.error:
+            if total or wbits == 15 or not (len(src) >= 2 and (src[0] & 0x0F) == 8
+                                            and ((src[0] << 8) | src[1]) % 31 == 0):
+                return min(total, cap + 1)
+    return 0
+
+
+def check_limits(head, transfer_syntax_uid, max_depth=None, max_inflate=None):
+    """Does decoding this data set head hit a bound?  ``(offset, capped)``:
+    the offset where sequences nest deeper than ``max_depth`` (None if they do
+    not), and whether a deflated head inflates beyond ``max_inflate``.  Cheap:
+    the compiled walker without the dictionary (sequences of implicit VR with
+    a defined length are not descended), and counting inflation."""
+    if max_depth is None:
+        max_depth = _limits.max_depth
+    if max_inflate is None:
+        max_inflate = _limits.max_inflate
+    syntax, deflated = walk_syntax(transfer_syntax_uid)
+    if deflated:
+        return None, inflated_size(head, max_inflate) > max_inflate
+    _els, status, off = walk_dataset(head, syntax, frozenset(), max_depth, 1_000_000, 0xFFFFFFFF)
+    return (off if status == WALK_DEPTH_LIMIT else None), False
 
 
 def _inflate_problems(inf):
@@ -897,8 +951,8 @@ def _sub_walk(e, max_depth, todo, cs, pixrep, problems):
                    f"{off - 8 + e.value_offset}"
 
 
-def decode(buf, transfer_syntax_uid, *, max_depth=64, stop_tag=None,
-           max_inflate=DEFAULT_MAX_INFLATE, max_elements=1_000_000):
+def decode(buf, transfer_syntax_uid, *, max_depth=None, stop_tag=None,
+           max_inflate=None, max_elements=1_000_000):
     """Decode one encoded data set.
 
     ``transfer_syntax_uid``: the presentation context's transfer syntax (None:
@@ -911,6 +965,10 @@ def decode(buf, transfer_syntax_uid, *, max_depth=64, stop_tag=None,
     top.transfer_syntax_uid = transfer_syntax_uid
     top.syntax = syntax
     top.deflated = deflated
+    if max_depth is None:
+        max_depth = _limits.max_depth
+    if max_inflate is None:
+        max_inflate = _limits.max_inflate
     sq = _sq_tags()  # implicit VR, and implicit content of UN sequences
     stop = 0xFFFFFFFF if stop_tag is None else stop_tag
     inf = _Inflater(buf, max_inflate) if deflated else None
@@ -994,7 +1052,7 @@ def _with_uid_name(uid):
 # --- the head of a data set, cheaply ----------------------------------------------
 
 def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
-                   max_inflate=DEFAULT_MAX_INFLATE):
+                   max_inflate=None):
     """{tag: text} for the given top-level tags that are present, reading only
     the data set's head (the walk stops past the largest tag wanted).
 
@@ -1007,9 +1065,11 @@ def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
         return {}
     syntax, deflated = walk_syntax(transfer_syntax_uid)
     stop = max(want) + 1
+    if max_inflate is None:
+        max_inflate = _limits.max_inflate
     inf = _Inflater(buf, max_inflate) if deflated else None
     data, els, status, off, _problems = _walk(
-        buf, syntax, inf, sq_tags=frozenset(), max_depth=64, max_elements=1_000_000,
+        buf, syntax, inf, sq_tags=frozenset(), max_depth=_limits.max_depth, max_elements=1_000_000,
         stop_tag=stop)
     found = {}
     charset_raw = None

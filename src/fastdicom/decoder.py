@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from . import events as E
 from . import expert as X
 from . import pdu as P
+from . import limits as _limits
 from . import status as ST
 from .association import (
     ABORTED, ACCEPTOR, AWAITING_AC, ENDED, IDLE, RELEASED, REJECTED, REQUESTOR, Association,
@@ -173,13 +174,19 @@ class Decoder:
     MAX_ATTEMPTS = 10_000
 
     def __init__(self, sinks=(), *, head_limit: int = 65536, hash_data: bool = True,
-                 keep_pdus: bool = False, keep_pdv_data: bool = False, keep_objects: bool = True):
+                 keep_pdus: bool = False, keep_pdv_data: bool = False, keep_objects: bool = True,
+                 keep_heads: bool = True):
         self.sinks = list(sinks)
         self.head_limit = head_limit
         self.hash_data = hash_data
         self.keep_pdus = keep_pdus
         self.keep_pdv_data = keep_pdv_data
         self.keep_objects = keep_objects
+        # with keep_pdus, data set heads stay for whoever holds the PDU records;
+        # a command that only streams them (pdus, show) lets them go
+        self.keep_heads = keep_heads
+        self.max_depth = _limits.max_depth
+        self.max_inflate = _limits.max_inflate
         self.drop_capture_level = False  # set on workers > 0 of a partitioned run
         self.flows: dict[int, Flow] = {}
         self.capture_index = 0
@@ -212,6 +219,13 @@ class Decoder:
         }
 
     # ------------------------------------------------------------------ API
+    def set_limits(self, max_depth=None, max_inflate=None) -> None:
+        """Bounds of data set decoding (``--max-depth``, ``--max-inflate``), for
+        this decoder's checks and every sink that decodes data sets."""
+        _limits.set_limits(max_depth, max_inflate)
+        self.max_depth = _limits.max_depth
+        self.max_inflate = _limits.max_inflate
+
     def begin_capture(self, index: int, name: str) -> None:
         """Connections and frame numbers are per capture file."""
         self.capture_index = index
@@ -487,6 +501,13 @@ class Decoder:
                 rec.time_last = t1
                 rec.truncated = bool(flags & E.PF_TRUNCATED)
                 self._call("on_pdu", rec)
+                if not self.keep_heads:
+                    # the sinks have seen the data sets this PDU completed: their
+                    # heads go, as without keep_pdus (memory must not grow with
+                    # the number of objects)
+                    for p in rec.pdvs:
+                        if p.last_data and p.transfer is not None:
+                            p.transfer.head = None
         elif rec is not True:
             rec.frame_last = f1
             rec.time_last = t1
@@ -713,6 +734,24 @@ class Decoder:
             for h in self._hooks["on_data"]:
                 h(t, offset, data)
 
+    def _check_limits(self, t: DataSetTransfer):
+        """Report the bounds that decoding this data set (its head) for output
+        hits: sequence nesting (--max-depth) and inflation (--max-inflate)."""
+        from .dataset import check_limits
+        a = t.association
+        ts = t.transfer_syntax or a.transfer_syntax(t.context_id)
+        try:
+            depth_at, capped = check_limits(bytes(t.head), ts, self.max_depth, self.max_inflate)
+        except Exception:  # noqa: BLE001 - a check must never stop the decoding  # pragma: no cover
+            return
+        what = (t.command.name + " data set") if t.command is not None else f"data set on context {t.context_id}"
+        if depth_at is not None:
+            self.report("dicom.dataset.depth", time=t.time_last, frame=t.frame_last, association=a,
+                        what=what, max=self.max_depth, offset=depth_at)
+        if capped:
+            self.report("dicom.object.inflate_cap", time=t.time_last, frame=t.frame_last,
+                        association=a, what=what, cap=self.max_inflate)
+
     def transfer_end(self, t: DataSetTransfer):
         a = t.association
         if self._cur_pdv is not None:
@@ -729,6 +768,8 @@ class Decoder:
             else:
                 op.dataset_bytes += t.length
                 op.request_end_time = t.time_last
+        if t.head:
+            self._check_limits(t)
         if not t.complete:
             why = list(t.incomplete_reasons)
             if t.started_midway:

@@ -192,7 +192,11 @@ CATALOGUE: dict[str, ExpertDef] = {d.id: d for d in [
     _d("dicom.object.incomplete", S.WARNING, REASSEMBLY,
        "{what} incomplete: {why}"),
     _d("dicom.object.inflate_cap", S.WARNING, MALFORMED,
-       "deflated data set inflates beyond the cap of {cap} bytes"),
+       "{what}: deflated data inflates beyond the cap of {cap} bytes (--max-inflate): "
+       "decoded only that far"),
+    _d("dicom.dataset.depth", S.WARNING, MALFORMED,
+       "{what}: sequences nest deeper than {max} levels at offset {offset} (--max-depth): "
+       "not decoded past it"),
     _d("export.partial", S.WARNING, REASSEMBLY, "{file} kept incomplete: missing {missing}"),
     _d("export.cap", S.WARNING, REASSEMBLY,
        "export stopped at the cap of {cap} bytes: further objects are not written"),

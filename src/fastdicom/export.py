@@ -236,6 +236,10 @@ class Exporter:
             f.close()
 
     # ---------------------------------------------------------- decoder sink
+    def bind(self, decoder):
+        """The decoder to report through (``export.cap``, ``export.partial``)."""
+        self.decoder = decoder
+
     def on_transfer_start(self, t: DataSetTransfer):
         item = _Item()
         self.items[t.index] = item
@@ -354,7 +358,10 @@ class Exporter:
         size = t.length + (item.meta_len or len(meta))
         rec = self._record(t, sop_class, sop_instance, ts, item, complete)
         keep = True
-        if not complete and not self.keep_incomplete:
+        if item.dropped:
+            rec["skipped"] = f"past --max-total-bytes {self.max_total}"
+            keep = False
+        elif not complete and not self.keep_incomplete:
             self.counts["skipped_incomplete"] += 1
             rec["skipped"] = "incomplete (use --keep-incomplete to keep it as .partial)"
             keep = False
@@ -568,10 +575,52 @@ def _ranges(t) -> str:
     return ", ".join(f"bytes {s}-{e}" for s, e in t.missing[:10])
 
 
-def verify(out_dir) -> list[tuple[str, str]]:
-    """Re-read every exported ``.dcm`` with pydicom; returns (file, error) for failures."""
+def _deflated_too_large(path, max_inflate) -> bool:
+    """A Part 10 file with a deflated transfer syntax whose data set inflates
+    beyond ``max_inflate``: pydicom would inflate it whole in memory."""
+    import mmap
+
+    from .dataset import DEFLATED_SYNTAXES, inflated_size
+    with open(path, "rb") as f:
+        head = f.read(144)
+        if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+            return False
+        meta_end = 144 + struct.unpack("<I", head[140:144])[0]
+        meta = head + f.read(max(0, min(meta_end, 1 << 20) - 144))
+        ts = None
+        p = 144
+        while p + 8 <= len(meta):
+            grp, elem = struct.unpack("<HH", meta[p:p + 4])
+            vr = meta[p + 4:p + 6]
+            if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
+                if p + 12 > len(meta):
+                    break
+                ln, vo = struct.unpack("<I", meta[p + 8:p + 12])[0], p + 12
+            else:
+                ln, vo = struct.unpack("<H", meta[p + 6:p + 8])[0], p + 8
+            if (grp, elem) == (0x0002, 0x0010):
+                ts = meta[vo:vo + ln].decode("ascii", "replace").rstrip("\0 ")
+                break
+            p = vo + ln
+        if ts not in DEFLATED_SYNTAXES or os.fstat(f.fileno()).st_size <= meta_end:
+            return False
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                return inflated_size(view[meta_end:], max_inflate) > max_inflate
+            finally:
+                view.release()
+
+
+def verify(out_dir, max_inflate=None) -> list[tuple[str, str]]:
+    """Re-read every exported ``.dcm`` with pydicom; returns (file, error) for failures.
+    A deflated data set that inflates beyond ``max_inflate`` (``--max-inflate``) is
+    not handed to pydicom, which would inflate it whole: it is reported instead."""
     import pydicom
 
+    from . import limits
+    if max_inflate is None:
+        max_inflate = limits.max_inflate
     bad = []
     for root, dirs, names in os.walk(out_dir):
         dirs[:] = [d for d in dirs if d != TMP_DIR]
@@ -580,6 +629,11 @@ def verify(out_dir) -> list[tuple[str, str]]:
                 continue
             p = os.path.join(root, n)
             try:
+                if _deflated_too_large(p, max_inflate):
+                    bad.append((os.path.relpath(p, out_dir),
+                                f"deflated data set inflates beyond {max_inflate} bytes (--max-inflate): "
+                                "not read back"))
+                    continue
                 ds = pydicom.dcmread(p)
                 ds.file_meta.TransferSyntaxUID  # noqa: B018 - must exist
                 # walking every element proves the data set parses to the end

@@ -17,13 +17,35 @@ from .uids import uid_name
 PDU_INFO = {5: "A-RELEASE request", 6: "A-RELEASE response"}
 
 
+# bidirectional-text controls (U+202A-202E, U+2066-2069) and the other
+# invisible format characters that can make a terminal line lie about its content
+_FORMAT_CHARS = frozenset(chr(c) for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                           *range(0x2066, 0x206A), 0xFEFF))
+
+
 def safe_text(s) -> str:
-    """Wire strings for a terminal: no control characters, no escape sequences."""
+    """Wire strings for a terminal: no control characters, no escape sequences
+    (C0, DEL, C1 and bidi/format characters are written as ``\\xNN`` or
+    ``\\uNNNN``).  Every text output passes wire values through here."""
     if s is None:
         return ""
     s = str(s)
-    return "".join(ch if (ch >= " " and ch != "\x7f" and not 0x80 <= ord(ch) < 0xA0) else
-                   f"\\x{ord(ch):02x}" for ch in s)
+    if s.isprintable() and not _FORMAT_CHARS.intersection(s):
+        return s
+    return "".join(ch if (ch >= " " and ch != "\x7f" and not 0x80 <= ord(ch) < 0xA0
+                          and ch not in _FORMAT_CHARS) else
+                   (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in s)
+
+
+def safe_doc(doc):
+    """A JSON-like document with every string passed through ``safe_text``."""
+    if isinstance(doc, str):
+        return safe_text(doc)
+    if isinstance(doc, dict):
+        return {k: safe_doc(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [safe_doc(v) for v in doc]
+    return doc
 
 
 def ae_pair(a):
@@ -152,7 +174,7 @@ class PduLister:
             if rec.truncated:
                 info += " [truncated]"
             self.out.write(f"{frames:>11} {rel:12.6f} {rec.src:>21} → {rec.dst:<21} "
-                           f"{rec.name:<14} {info}\n")
+                           f"{rec.name:<14} {safe_text(info)}\n")
         if self.follow:
             self.out.flush()
 
@@ -341,7 +363,7 @@ def _pdv_node(p, rec, opts: TreeOptions):
         kids.append(node(command_info(p.command), _elements_nodes(decode_command_set(p.command.raw_bytes), opts)))
     elif p.last_data and p.transfer is not None and p.transfer.head is not None:
         t = p.transfer
-        from .dataset import decode
+        from .dataset import WALK_DEPTH_LIMIT, decode
         ts = t.transfer_syntax or (a.transfer_syntax(t.context_id) if a is not None else None)
         ds = decode(bytes(t.head), ts)
         label = f"{desc}: {t.length} bytes"
@@ -349,6 +371,10 @@ def _pdv_node(p, rec, opts: TreeOptions):
             label += f" (first {len(t.head)} decoded)"
         if not t.complete:
             label += " [incomplete]"
+        if ds.inflate_capped:
+            label += f" [inflated only to the first {len(ds.data)} bytes (--max-inflate)]"
+        if ds.status == WALK_DEPTH_LIMIT:
+            label += f" [sequences nested too deep at offset {ds.status_offset} (--max-depth)]"
         kids.append(node(label, _elements_nodes(ds, opts)))
     return node(f"PDV, {desc}", kids)
 
@@ -379,7 +405,7 @@ def render_tree(tree: dict, out, indent="    "):
     stack = [(tree, 0)]
     while stack:
         n, level = stack.pop()
-        out.write(f"{indent * level}{n['label']}\n")
+        out.write(f"{indent * level}{safe_text(n['label'])}\n")
         for c in reversed(n.get("children", ())):
             stack.append((c, level + 1))
 

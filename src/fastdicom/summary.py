@@ -352,6 +352,19 @@ CSV_COLUMNS = ("association", "calling_ae", "called_ae", "command", "message_id"
                "latency", "status", "status_text", "status_class", "pending_responses", "dataset_bytes")
 
 
+def _csv_cell(v):
+    """Wire strings with control characters escaped, and never read as a
+    spreadsheet formula (a leading ``=``, ``+``, ``-`` or ``@`` gets a ``'``)."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        from .show import safe_text
+        v = safe_text(v)
+        if v[:1] in ("=", "+", "-", "@"):
+            v = "'" + v
+    return v
+
+
 def write_csv(doc: dict, out) -> None:
     import csv
     w = csv.writer(out)
@@ -359,7 +372,7 @@ def write_csv(doc: dict, out) -> None:
     for a in doc["associations"]:
         for op in a["operations"]:
             row = {"association": a["id"], "calling_ae": a["calling_ae"], "called_ae": a["called_ae"], **op}
-            w.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+            w.writerow([_csv_cell(row.get(c)) for c in CSV_COLUMNS])
 
 
 def _fmt_bytes(n) -> str:
@@ -381,9 +394,11 @@ def _fmt_secs(s) -> str:
 
 
 def operation_line(op: dict) -> str:
+    from .show import safe_text
     st = "unanswered" if op["status"] is None else f"0x{op['status']:04x} {op['status_text']}"
-    return (f"assoc {op.get('association')} {op['command']} ID={op['message_id']} "
-            f"{op['affected_sop_instance_uid'] or ''} {st} {_fmt_secs(op['latency'])}").replace("  ", " ")
+    return safe_text(f"assoc {op.get('association')} {op['command']} ID={op['message_id']} "
+                     f"{op['affected_sop_instance_uid'] or ''} {st} "
+                     f"{_fmt_secs(op['latency'])}").replace("  ", " ")
 
 
 def _reason(a: dict) -> str:
@@ -426,15 +441,41 @@ def _contexts_table(con, a, Table, Text, show_all: int = 8):
         con.print(f"  and {hidden} more accepted contexts that carried no data (--format json lists them)")
 
 
+def _plain_table(Table, Text):
+    """rich's Table, with every title and cell given as a string taken as plain
+    text (rich would read ``[bold]`` in an AE title as markup)."""
+
+    def plain(x):
+        return Text(x) if isinstance(x, str) else x
+
+    class PlainTable(Table):
+        def __init__(self, *args, title=None, **kw):
+            super().__init__(*args, title=plain(title), **kw)
+
+        def add_column(self, header="", *args, **kw):
+            super().add_column(plain(header), *args, **kw)
+
+        def add_row(self, *cells, **kw):
+            super().add_row(*(plain(c) for c in cells), **kw)
+
+    return PlainTable
+
+
 def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> None:
     """The readable report (rich tables; plain text when not on a terminal)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from .show import safe_doc
+
+    # wire values (AE titles, UIDs, comments, file names) reach the terminal with
+    # their control characters escaped, and only as Text: never read as markup
+    doc = safe_doc(doc)
+    Table = _plain_table(Table, Text)
     tty = hasattr(out, "isatty") and out.isatty() and not to_file
     con = Console(file=out, force_terminal=tty, no_color=not tty, width=None if tty else 160,
-                  highlight=False, soft_wrap=False)
+                  highlight=False, soft_wrap=False, markup=False, emoji=False)
     c = doc["counts"]
     caps = ", ".join(x["name"] for x in doc["captures"])
     dur = None

@@ -41,7 +41,7 @@ def document(decoder, infos, result) -> dict:
 
 def render_text(decoder, infos, result, out, minimum=Severity.CHAT, width=100) -> None:
     from ..show import safe_text
-    caps = ", ".join(i.name for i in infos)
+    caps = safe_text(", ".join(i.name for i in infos))
     n_ops = sum(len(a.operations) for a in decoder.associations)
     counts = result.by_severity()
     out.write(f"fastdicom analyze: {caps}\n")

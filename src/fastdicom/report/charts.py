@@ -19,7 +19,11 @@ FONT = 11
 
 
 def esc(s) -> str:
-    return escape("" if s is None else str(s), quote=True)
+    """Text for HTML and SVG: markup escaped, and control characters written as
+    ``\\xNN`` (they are invalid in XML, and would reach a terminal that shows
+    the file)."""
+    from ..show import safe_text
+    return escape(safe_text(s), quote=True)
 
 
 def _num(x) -> str:
