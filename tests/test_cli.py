@@ -188,3 +188,13 @@ def test_redact(capsys):
     doc = json.loads(out)
     names = [o.get("patient_name") for o in doc["objects"] if o.get("patient_name")]
     assert names and set(names) == {"<redacted>"}
+
+
+def test_follow_honours_the_filter(capsys):
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--follow", "--format", "jsonl",
+                       "-Y", 'dicom.op.command == "C-MOVE"')
+    assert [(json.loads(x)["command"], json.loads(x)["status"]) for x in out.splitlines()] == \
+        [("C-MOVE", 0), ("C-MOVE", 0xA801)]
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--follow", "--format", "jsonl",
+                       "-Y", 'dicom.assoc.calling == "LOADER"')
+    assert len(out.splitlines()) == 3

@@ -123,7 +123,7 @@ def cmd_summary(args) -> int:
     sinks = [sink]
     follow = None
     if args.follow:
-        follow = _FollowOperations(args)
+        follow = _FollowOperations(args, flt)
         sinks.append(follow)
     dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else 65536, hash_data=args.hash)
     doc = summary.build(dec, infos, sink, redact=args.redact)
@@ -152,12 +152,21 @@ def _write_summary(args, doc, flt):
 class _FollowOperations:
     """--follow: one line per operation as soon as it has its final response."""
 
-    def __init__(self, args):
+    def __init__(self, args, flt=None):
         self.args = args
+        self.flt = flt
 
     def on_operation(self, op):
         d = summary.operation_json(op)
         d["association"] = op.association.id
+        if self.flt is not None:
+            # judge the operation with its association as the summary's -Y would
+            a = summary.association_json(op.association)
+            a["operations"] = [dict(d)]
+            kept = self.flt.select_summary({"associations": [a], "objects": [], "expert": [],
+                                            "tcp_attempts": [], "captures": [], "counts": {}})
+            if not any(x["operations"] for x in kept.get("associations", ())):
+                return
         if self.args.format == "jsonl" or self.args.format == "json":
             line = json.dumps(d, default=str)
         else:
