@@ -198,3 +198,16 @@ def test_follow_honours_the_filter(capsys):
     code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--follow", "--format", "jsonl",
                        "-Y", 'dicom.assoc.calling == "LOADER"')
     assert len(out.splitlines()) == 3
+
+
+def test_head_bytes_bounds_what_summary_reads(capsys):
+    ss = str(REAL / "store_syntaxes.pcap")
+    _, out, _ = run(capsys, "summary", ss, "--format", "json", "--head-bytes", "0")
+    none = json.loads(out)
+    _, out, _ = run(capsys, "summary", ss, "--format", "json")
+    full = json.loads(out)
+    assert not any(o.get("patient_id") for o in none["objects"])
+    assert sum(1 for o in full["objects"] if o.get("patient_id")) == 11
+    # completeness and sizes do not depend on how much was read
+    assert [(o["bytes"], o["complete"]) for o in none["objects"]] == \
+        [(o["bytes"], o["complete"]) for o in full["objects"]]

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute the SHA-256 of every data set (reads every byte; slower)")
     p.add_argument("--slowest", type=int, default=10, metavar="N",
                    help="how many of the slowest operations to list (text format, default 10)")
+    p.add_argument("--head-bytes", type=int, default=65536, metavar="N",
+                   help="bytes at the start of each data set that are read for its patient, "
+                        "study and series context; the rest is only counted (default 65536; "
+                        "the walk also stops after Series Instance UID (0020,000E))")
 
     p = sub.add_parser(
         "export", help="write every data set as a DICOM Part 10 file",

@@ -109,7 +109,7 @@ def cmd_summary(args) -> int:
     if workers > 1 and not args.follow and len(args.captures) >= 1 and capture.partitionable(args.captures):
         from . import redact as R
         from .expert import Severity as _S
-        doc = capture.summary_parallel(args.captures, engine_options(args, -1 if args.hash else 65536),
+        doc = capture.summary_parallel(args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
                                        workers, hash_data=args.hash)
         if args.redact:
             doc = R.redact_document(doc)
@@ -125,7 +125,8 @@ def cmd_summary(args) -> int:
     if args.follow:
         follow = _FollowOperations(args, flt)
         sinks.append(follow)
-    dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else 65536, hash_data=args.hash)
+    dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else max(0, args.head_bytes),
+                          hash_data=args.hash)
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)
