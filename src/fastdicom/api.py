@@ -62,7 +62,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import time as _time
 import weakref
 from array import array
 from dataclasses import dataclass, field
@@ -654,27 +653,16 @@ def _drive(source: _Source, decoder: Decoder, options: _capture.EngineOptions,
            tap: Callable[[Any], None] | None = None) -> Iterator[_capture.CaptureInfo | None]:
     """``capture.run`` for one source, as a generator: yields None after each
     chunk, and the CaptureInfo once everything is fed and the decoder finished."""
-    name = source.name
-    info = _capture.CaptureInfo(name)
-    decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
-    decoder.begin_capture(0, name)
-    engine = options.engine(partition)
-    t0 = _time.perf_counter()
-    feed, pop, dfeed = engine.feed, engine.pop_events, decoder.feed
-    try:
+
+    def chunks(info: _capture.CaptureInfo) -> Iterator[Any]:
         for part in source.chunks(info):
             if tap is not None:
                 tap(part)
-            feed(part)
-            dfeed(pop())
-            yield None
-        engine.finish()
-    except CaptureFormatError as exc:
-        raise CaptureFormatError(f"{name}: {exc}") from None
-    dfeed(pop())
-    info.seconds = _time.perf_counter() - t0
-    info.stats = engine.stats()
-    decoder.end_capture(info)
+            yield part
+
+    info = None
+    for info in _capture.feed_capture(0, source.name, chunks, decoder, options, partition):
+        yield None
     decoder.finish()
     yield info
 

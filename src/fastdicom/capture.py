@@ -208,36 +208,45 @@ class _Prepend:
         return True
 
 
+def feed_capture(k: int, name: str, chunks, decoder: Decoder, options: EngineOptions,
+                 partition=(0, 1)):
+    """Feed one capture through a fresh engine into ``decoder``.  ``chunks(info)``
+    yields its bytes.  A generator: yields the CaptureInfo after each chunk (its
+    ``read_bytes`` grows), and once more when the capture is done."""
+    info = CaptureInfo(name)
+    if hasattr(decoder, "set_limits"):
+        decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
+    decoder.begin_capture(k, name)
+    engine = options.engine(partition)
+    t0 = time.perf_counter()
+    feed, pop, dfeed = engine.feed, engine.pop_events, decoder.feed
+    try:
+        for part in chunks(info):
+            feed(part)
+            dfeed(pop())
+            yield info
+        engine.finish()
+    except CaptureFormatError as exc:
+        raise CaptureFormatError(f"{name}: {exc}") from None
+    dfeed(pop())
+    info.seconds = time.perf_counter() - t0
+    info.stats = engine.stats()
+    decoder.end_capture(info)
+    yield info
+
+
 def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=None,
         partition=(0, 1)) -> list[CaptureInfo]:
     """Analyse each capture in turn into ``decoder``.  Raises CaptureReadError
     (unreadable file) or CaptureFormatError (not a capture)."""
     options = options or EngineOptions()
-    if hasattr(decoder, "set_limits"):
-        decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
     infos = []
     for k, name in enumerate(names):
-        info = CaptureInfo(name)
+        info = None
+        for info in feed_capture(k, name, lambda i, n=name: _chunks(n, i), decoder, options, partition):
+            if progress is not None:
+                progress(info)
         infos.append(info)
-        decoder.begin_capture(k, name)
-        engine = options.engine(partition)
-        t0 = time.perf_counter()
-        feed = engine.feed
-        pop = engine.pop_events
-        dfeed = decoder.feed
-        try:
-            for part in _chunks(name, info):
-                feed(part)
-                dfeed(pop())
-                if progress is not None:
-                    progress(info)
-            engine.finish()
-        except CaptureFormatError as exc:
-            raise CaptureFormatError(f"{name}: {exc}") from None
-        dfeed(pop())
-        info.seconds = time.perf_counter() - t0
-        info.stats = engine.stats()
-        decoder.end_capture(info)
     decoder.finish()
     return infos
 
