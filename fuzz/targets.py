@@ -158,6 +158,8 @@ def conversation_pcap(data: bytes) -> bytes:
     rnd = random.Random(params[0] << 8 | params[1])
     mode = params[2]
     mss = (1, 7, 100, 536, 1448, 4000, 16384, 65000)[params[3] & 7]
+    total = sum(len(c) for _d, c in sends)
+    mss = max(mss, total // 2000)  # at most a few thousand segments: fast enough to fuzz
     handshake = not mode & 0x08
     ends = ((b"\x0a\0\0\x01", 40001), (b"\x0a\0\0\x02", 104))
     seq = [1000, 5000]
@@ -185,10 +187,23 @@ def conversation_pcap(data: bytes) -> bytes:
                 frames[i], frames[i + 1] = frames[i + 1], frames[i]
     if mode & 0x02:  # losses
         frames = [f for f in frames if rnd.random() >= 0.05]
-    if mode & 0x04:  # duplicates, later
-        for f in list(frames):
+    if mode & 0x04:  # duplicates, a few frames later
+        out = []
+        later = []
+        for f in frames:
+            out.append(f)
             if rnd.random() < 0.1:
-                frames.insert(min(len(frames), frames.index(f) + rnd.randint(1, 5)), f)
+                later.append([rnd.randint(1, 5), f])
+            for x in later:
+                x[0] -= 1
+            out.extend(x[1] for x in later if x[0] == 0)
+            later = [x for x in later if x[0] > 0]
+        frames = out + [x[1] for x in later]
+    if mode & 0x20 and frames:  # an IP fragment (MF set, or an offset)
+        k = rnd.randrange(len(frames))
+        f = bytearray(frames[k])
+        f[20:22] = rnd.choice((b"\x20\x00", b"\x00\x10", b"\x3f\xff"))
+        frames[k] = bytes(f)
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
     t = 1_700_000_000
     for k, f in enumerate(frames):

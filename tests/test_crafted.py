@@ -413,3 +413,23 @@ def test_bound_max_total_bytes_reports(tmp_path):
 def test_bad_bound_values_are_usage_errors(argv):
     status, _out, err = run_cli(["summary", "x.pcap", *argv])
     assert status == 2 and "error: argument" in err
+
+
+def test_pdus_and_show_do_not_keep_data_set_heads(tmp_path):
+    """'pdus' and 'show' keep PDU records only while the sinks see them: the
+    data set heads (64 KiB, 16 MiB for show) must go with them, or memory grows
+    with the number of objects."""
+    from fastdicom import capture, show
+    from fastdicom.decoder import Decoder
+    path = tmp_path / "s.pcap"
+    path.write_bytes(G.pcap(G.store_conversation([f"1.2.3.{k}" for k in range(20)])))
+    seen = []
+
+    class Sink:
+        def on_pdu(self, rec):
+            seen.extend(p.transfer.head is not None for p in rec.pdvs if p.last_data and p.transfer)
+
+    dec = Decoder([Sink(), show.PduLister(io.StringIO())], keep_pdus=True, keep_heads=False)
+    capture.run([str(path)], dec, capture.EngineOptions())
+    assert len(seen) == 20 and all(seen)  # the sinks saw every head
+    assert all(t.head is None for t in dec.objects)  # and none was kept

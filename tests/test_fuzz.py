@@ -192,3 +192,61 @@ def test_capture_mutated(opts, seed, fmt, data):
     and everything under them, on mutated captures, in both twins."""
     cap = CLEAN_PCAP if fmt == "pcap" else _pcapng()
     targets.capture(bytes([opts, seed]) + data.draw(mutated(cap)))
+
+
+# ------------------------------------------------- random event streams
+def _pieces():
+    """PDVs of one P-DATA-TF event as the core hands them out: each PDV's value
+    in one or more pieces, offsets increasing, data cut short at times."""
+    pdv = st.tuples(st.integers(0, 7), st.integers(0, 5), st.binary(max_size=64), st.integers(1, 3),
+                    st.booleans())
+
+    def build(pdvs):
+        out = []
+        for ctx, mch, value, parts, cut in pdvs:
+            n = len(value)
+            step = max(1, n // parts)
+            off = 0
+            while True:
+                chunk = value[off:off + step]
+                out.append((ctx, mch, n + 2, off, len(chunk), chunk[:len(chunk) // 2] if cut else chunk))
+                off += len(chunk)
+                if off >= n:
+                    break
+        return tuple(out)
+
+    return st.lists(pdv, max_size=4).map(build)
+
+
+def _events():
+    from fastdicom import events as E
+    pdu = st.builds(lambda d, t, body, trunc: (E.EV_PDU, 0, d, t, len(body), 0, 5, 6, 10, 11, body,
+                                               E.PF_FINAL | (E.PF_TRUNCATED if trunc else 0)),
+                    st.integers(0, 1), st.integers(1, 7),
+                    st.one_of(st.binary(max_size=200), st.just(RQ), st.just(AC), mutated(RQ), mutated(AC)),
+                    st.booleans())
+    pdata = st.builds(lambda d, pieces, final, trunc: (E.EV_PDATA, 0, d, 4, 100, 0, 5, 6, 10, 11, pieces,
+                                                      (E.PF_FINAL if final else 0) | (E.PF_TRUNCATED if trunc else 0)),
+                      st.integers(0, 1), _pieces(), st.booleans(), st.booleans())
+    command = st.builds(lambda d, cmd, ctx: (E.EV_PDATA, 0, d, 4, 100, 0, 5, 6, 10, 11,
+                                             ((ctx, 3, len(cmd) + 2, 0, len(cmd), cmd),), E.PF_FINAL),
+                        st.integers(0, 1), st.one_of(st.just(COMMAND), mutated(COMMAND),
+                                                     st.just(G.c_store_rsp(7, G.CT_STORAGE, "1.2.3.4.5", 0xA700))),
+                        st.sampled_from((1, 3, 2)))
+    gap = st.builds(lambda d, size, resumed: (E.EV_GAP, 0, d, 0, size, 7, 12, int(resumed)),
+                    st.integers(0, 1), st.integers(-1, 5000), st.booleans())
+    expert = st.builds(lambda code, a1, a2: (E.EV_EXPERT, 0, 0, code, 8, 13, 0, a1, a2),
+                       st.sampled_from(E.CORE_EXPERT_CODES), st.integers(0, 2**32), st.integers(0, 2**32))
+    return st.lists(st.one_of(pdu, pdata, command, gap, expert), max_size=25)
+
+
+@SETTINGS
+@given(_events(), st.booleans())
+def test_decoder_random_event_streams(events, end):
+    """The decoder and its sinks on random streams of core events that keep the
+    core's contract (a flow first; pieces as the framer cuts them), in any order
+    the core could never produce: no exception."""
+    from fastdicom import events as E
+    flow = (E.EV_FLOW, 0, 1, 1, "10.0.0.1", 40001, "10.0.0.2", 104, -1, -1, -1)
+    tail = [(E.EV_FLOW_END, 0, 9, 14, E.END_FIN, (0,) * 8)] if end else []
+    targets._decode_events([flow] + list(events) + tail)

@@ -341,3 +341,23 @@ def test_damaged_gzip_is_one_clear_line(tmp_path, damage):
         status, _out, err = run_cli(argv)
         check_invariant(status, err, f"{cmd} {damage}")
         assert status == 2 and "gzip" in err, err
+
+
+def test_ip_fragment_every_command(tmp_path):
+    """An IP fragment in a capture (not reassembled, reported once) used to stop
+    every command with an internal error: the expert info's argument was
+    called 'frame', as the info's own frame is."""
+    data = bytearray((REAL / "store_dcmtk.pcap").read_bytes())
+    recs = records(bytes(data))
+    _p, d, _n, _c = recs[len(recs) // 2]
+    data[d + 14 + 6:d + 14 + 8] = b"\x20\x00"  # IPv4 flags: more fragments
+    path = tmp_path / "frag.pcap"
+    path.write_bytes(bytes(data))
+    ports = ",".join(map(str, ports_of(REAL / "store_dcmtk.pcap")))
+    for argv in (["summary"], ["pdus"], ["show"], ["expert"], ["analyze"], ["export", "-o", tmp_path / "o"],
+                 ["report", "-o", tmp_path / "r.html"]):
+        status, out, err = run_cli([argv[0], path, "--ports", ports, *argv[1:]])
+        check_invariant(status, err, argv[0])
+        assert status in (0, 1), (argv, err)
+    status, out, err = run_cli(["expert", path, "--ports", ports])
+    assert "ip.fragment: IP fragments are not reassembled (first in frame" in out

@@ -96,7 +96,7 @@ CATALOGUE: dict[str, ExpertDef] = {d.id: d for d in [
        "damaged record or block header at file offset {offset}: {skipped} bytes skipped"),
     _d("capture.linktype", S.NOTE, MALFORMED, "unsupported link type {linktype}: packets skipped"),
     _d("ip.fragment", S.NOTE, REASSEMBLY,
-       "IP fragments are not reassembled (first in frame {frame}); their TCP data is lost"),
+       "IP fragments are not reassembled (first in frame {first_frame}); their TCP data is lost"),
     # --- TCP ----------------------------------------------------------------
     _d("tcp.gap", S.WARNING, SEQUENCE, "{size} bytes missing from the stream at offset {offset} (lost by the tap)"),
     _d("tcp.gap.unknown", S.WARNING, SEQUENCE, "bytes of unknown size missing from the stream at offset {offset}"),
@@ -208,7 +208,7 @@ _CORE = {
     ev.X_CAPTURE_TRUNCATED: ("capture.truncated", ("present", "expected")),
     ev.X_CAPTURE_DAMAGED: ("capture.damaged", ("offset", "skipped")),
     ev.X_LINKTYPE_UNSUPPORTED: ("capture.linktype", ("linktype", None)),
-    ev.X_IP_FRAGMENT: ("ip.fragment", ("frame", None)),
+    ev.X_IP_FRAGMENT: ("ip.fragment", ("first_frame", None)),
     ev.X_TCP_OVERLAP_CONFLICT: ("tcp.overlap.conflict", ("length", None)),
     ev.X_TCP_SEQ_JUMP: ("tcp.seq.jump", ("jump", None)),
     ev.X_OOO_BUDGET: ("tcp.ooo.budget", ("budget", None)),
