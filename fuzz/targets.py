@@ -14,7 +14,8 @@ Targets (the first bytes of an input are the target's own parameters; the
 seed corpus builder ``fuzz/make_corpus.py`` writes them):
 
 ``capture``   a capture file fed to both core twins in chunks: pcap/pcapng
-              reader, link/IP/TCP decoding, reassembly, PDU framing.
+              reader, link/IP/TCP decoding, reassembly, PDU framing; then the
+              decoder and its sinks on the events.
 ``stream``    a conversation (``dir``, ``len``, bytes records) put into TCP
               segments (split, reordered, dropped, duplicated as the
               parameters say): TCP reassembly, PDU framing, PDV splitting in
@@ -117,7 +118,9 @@ def capture(data: bytes) -> None:
         return
     opts = OPTION_SETS[data[0] % len(OPTION_SETS)]
     body = data[2:]
-    both_twins(body, random_chunks(len(body), data[1]), **opts)
+    res = both_twins(body, random_chunks(len(body), data[1]), **opts)
+    if res[0] != "raised":  # and the Python layer on whatever the core made of it
+        _decode_events(res[0], hash_data=bool(data[0] & 0x80))
 
 
 # -------------------------------------------------------------- streams

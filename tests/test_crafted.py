@@ -433,3 +433,64 @@ def test_pdus_and_show_do_not_keep_data_set_heads(tmp_path):
     capture.run([str(path)], dec, capture.EngineOptions())
     assert len(seen) == 20 and all(seen)  # the sinks saw every head
     assert all(t.head is None for t in dec.objects)  # and none was kept
+
+
+# ------------------------------------------- A-ASSOCIATE of tiny items
+def tiny_items_rq() -> bytes:
+    """An A-ASSOCIATE-RQ of almost 1 MiB holding 80,000 presentation context
+    items of one one-character transfer syntax each."""
+    body = struct.pack(">HH", 1, 0) + b"PACS".ljust(16) + b"FLOOD".ljust(16) + bytes(32)
+    body += G._item(0x10, b"1.2.840.10008.3.1.1.1")
+    one = G._item(0x20, bytes([1, 0, 0, 0]) + G._item(0x40, b"1"))
+    body += one * ((1 << 20) // len(one) - 10)
+    return G.pdu(1, body)
+
+
+def test_association_pdu_of_tiny_items_is_bounded():
+    from fastdicom import pdu
+    body = tiny_items_rq()[6:]
+    t = time.perf_counter()
+    a = pdu.decode_associate(body, True)
+    assert time.perf_counter() - t < 2
+    assert len(a.contexts_rq) == pdu.MAX_CONTEXTS
+    assert len(a.problems) <= pdu.MAX_PROBLEMS + 1
+    assert "not kept: " in a.problems[-1][1]["why"]
+
+
+def test_many_associations_of_tiny_items_memory(tmp_path):
+    """What every association keeps of its RQ is bounded: 30 associations of
+    1 MiB RQs of tiny items cost little more than one."""
+    rq = tiny_items_rq()
+    convs = []
+    for k in range(30):
+        c = G.Conversation(client=("10.0.0.1", 40000 + k), mss=65000)
+        c.send(0, rq).send(1, G.assoc_rj(1, 1, 7)).close()
+        convs.append(c)
+    path = tmp_path / "tiny.pcap"
+    path.write_bytes(G.pcap(*convs))
+    status, out, err, rss, secs = measured(["summary", path, "--format", "json"])
+    assert status in (0, 1), err
+    doc = json.loads(out)
+    assert len(doc["associations"]) == 30
+    assert rss < 150, f"{rss:.0f} MB"
+
+
+def test_many_huge_command_sets_memory(tmp_path):
+    """Commands are kept with their operations for the whole run: a command set
+    of 100,000 tiny unknown elements is kept bounded (known elements, a few
+    unknown ones, the raw bytes only up to 64 KiB)."""
+    filler = b"".join(struct.pack("<HHI", 0, 0x2000 + (k % 0xD000), 0) for k in range(110_000))
+    c = G.Conversation(mss=65000)
+    c.send(0, G.assoc_rq("PACS", "ECHO", [(1, G.VERIFICATION, (G.IMPLICIT,))], max_len=0))
+    c.send(1, G.assoc_ac("PACS", "ECHO", [(1, 0, G.IMPLICIT)], max_len=0))
+    for mid in range(1, 31):
+        c.send(0, G.p_data((1, 3, G.c_echo_rq(mid) + filler)))
+        c.send(1, G.p_data((1, 3, G.c_echo_rsp(mid))))
+    c.send(0, G.release_rq()).send(1, G.release_rp()).close()
+    path = tmp_path / "cmds.pcap"
+    path.write_bytes(G.pcap(c))
+    status, out, err, rss, secs = measured(["summary", path, "--format", "json"])
+    assert status in (0, 1), err
+    doc = json.loads(out)
+    assert [op["status"] for op in doc["associations"][0]["operations"]] == [0] * 30
+    assert rss < 150, f"{rss:.0f} MB"

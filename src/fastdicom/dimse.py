@@ -134,6 +134,10 @@ def _text(v: bytes) -> str:
     return v.decode("ascii", "replace").rstrip("\x00 ").lstrip(" ")
 
 
+MAX_RAW_ELEMENTS = 64  # elements of a command set kept raw beyond the known ones
+MAX_KEPT_COMMAND = 64 << 10  # a command set kept whole (raw_bytes) up to this size
+
+
 def parse_command(buf) -> Command:
     """Decode a command set; problems are collected, never raised."""
     cmd = Command()
@@ -155,8 +159,9 @@ def parse_command(buf) -> Command:
             cmd.problems.append(("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"}))
             break
         v = b[p + 8:p + 8 + ln]
-        cmd.raw[elem] = v
         spec = COMMAND_ELEMENTS.get(elem)
+        if spec or len(cmd.raw) < MAX_RAW_ELEMENTS:  # a command is kept for the whole run:
+            cmd.raw[elem] = v  # a hostile one of tiny unknown elements must not blow up
         if spec:
             name, vr = spec
             bad = False  # a binary value of the wrong size (the first value is still used)
@@ -401,7 +406,11 @@ class MessageAssembler:
         bad = s.cmd_bad
         s.cmd_buf = None
         cmd = parse_command(buf)
-        cmd.raw_bytes = bytes(buf)
+        if len(buf) <= MAX_KEPT_COMMAND:  # real ones are a few hundred bytes
+            cmd.raw_bytes = bytes(buf)
+        else:
+            cmd.problems.append(("dicom.command.malformed", {
+                "why": f"a command set of {len(buf)} bytes (not kept whole past {MAX_KEPT_COMMAND})"}))
         if bad:
             cmd.problems.append(("dicom.object.incomplete",
                                  {"what": f"{cmd.name} command set", "why": "bytes were lost by the tap"}))

@@ -386,19 +386,67 @@ def decode_associate(body: bytes, is_request: bool, truncated: bool = False) -> 
                 a.application_context = uid_text(body[s:e])
                 n_actx += 1
         elif t == ITEM_PRESENTATION_CONTEXT_RQ and is_request:
-            if not (lost and e - s < 4):  # a context whose header the capture cut is dropped
+            if len(a.contexts_rq) > MAX_CONTEXTS:  # counted, not decoded (see _bound)
+                a.contexts_rq.append(None)
+            elif not (lost and e - s < 4):  # a context whose header the capture cut is dropped
                 a.contexts_rq.append(_decode_pctx_rq(body, s, e, problems, lost))
         elif t == ITEM_PRESENTATION_CONTEXT_AC and not is_request:
-            if not (lost and e - s < 4):
+            if len(a.contexts_ac) > MAX_CONTEXTS:
+                a.contexts_ac.append(None)
+            elif not (lost and e - s < 4):
                 a.contexts_ac.append(_decode_pctx_ac(body, s, e, problems, lost))
         elif t == ITEM_USER_INFORMATION:
             _decode_user_info(body, s, e, a.user_info, problems, lost)
         elif not lost:
-            a.unknown_items.append((t, bytes(body[s:e])))
+            a.unknown_items.append((t, bytes(body[s:min(e, s + MAX_RAW)])))
             problems.append(("dicom.assoc.item.unknown", {"where": name, "type": t, "length": e - s}))
     if n_actx == 0 and not truncated:
         problems.append(("dicom.assoc.pdu.malformed", {"pdu": name, "why": "no application context item"}))
+    _bound(a, name, problems)
     return a
+
+
+# What one A-ASSOCIATE keeps, whatever its 1 MiB may hold: an association keeps
+# its decoded RQ and AC for the whole run, so a hostile PDU of tiny items must
+# not turn into hundreds of thousands of objects (PS3.8 allows 128 contexts)
+MAX_CONTEXTS = 256  # presentation context items (one-byte IDs)
+MAX_TRANSFER_SYNTAXES = 64  # per presentation context
+MAX_SUB_ITEMS = 256  # role selections, extended negotiations, related classes
+MAX_UNKNOWN = 16  # unknown items kept raw, each cut to MAX_RAW bytes
+MAX_RAW = 1024
+MAX_PROBLEMS = 64  # problems reported for one PDU
+
+
+def _bound(a: AAssociate, name: str, problems: list) -> None:
+    cut = []
+
+    def keep(lst, limit, what):
+        if len(lst) > limit:
+            cut.append(f"{len(lst) - limit} {what}")
+            del lst[limit:]
+
+    keep(a.contexts_rq, MAX_CONTEXTS, "presentation context items")
+    keep(a.contexts_ac, MAX_CONTEXTS, "presentation context reply items")
+    for pc in a.contexts_rq:
+        keep(pc.transfer_syntaxes, MAX_TRANSFER_SYNTAXES, f"transfer syntaxes of context {pc.id}")
+    ui = a.user_info
+    keep(ui.role_selections, MAX_SUB_ITEMS, "role selection sub-items")
+    keep(ui.extended_negotiations, MAX_SUB_ITEMS, "extended negotiation sub-items")
+    keep(ui.common_extended_negotiations, MAX_SUB_ITEMS, "common extended negotiation sub-items")
+    for c in ui.common_extended_negotiations:
+        keep(c.related_general_sop_classes, MAX_SUB_ITEMS, "related general SOP classes")
+    keep(a.unknown_items, MAX_UNKNOWN, "unknown items")
+    keep(ui.unknown, MAX_UNKNOWN, "unknown user information sub-items")
+    a.unknown_items[:] = [(t, v[:MAX_RAW]) for t, v in a.unknown_items]
+    ui.unknown[:] = [(t, v[:MAX_RAW]) for t, v in ui.unknown]
+    if len(problems) > MAX_PROBLEMS:
+        extra = len(problems) - MAX_PROBLEMS
+        del problems[MAX_PROBLEMS:]
+        cut.append(f"{extra} more problems")
+    if cut:
+        problems.append(("dicom.assoc.pdu.malformed",
+                         {"pdu": name, "why": "not kept: " + ", ".join(cut[:4])
+                          + (f" and {len(cut) - 4} more" if len(cut) > 4 else "")}))
 
 
 def _decode_pctx_rq(b, s, e, problems, lost=False) -> PresentationContextRQ:
