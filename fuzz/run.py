@@ -1,10 +1,11 @@
 """atheris driver: ``python fuzz/run.py TARGET [libFuzzer options] [CORPUS_DIR...]``.
 
-Coverage comes from atheris' instrumentation of the Python code: fastdicom's
+Coverage comes from atheris' instrumentation of the Python code (fastdicom's
 Python layer and the pure-Python core twin, whose branches mirror the
-compiled core's one for one (the differential targets run both on every
-input), while AddressSanitizer and UBSan watch the compiled core when it is
-built with ``FASTDICOM_SANITIZE=1``.  See fuzz/README.md for the commands.
+compiled core's: the differential targets run both on every input) and, when
+the core is built with clang and ``-fsanitize=fuzzer-no-link``, from the
+compiled core itself; AddressSanitizer and UBSan watch the compiled core when
+it is built with ``FASTDICOM_SANITIZE=1``.  See fuzz/README.md for the commands.
 """
 
 import os

@@ -26,7 +26,11 @@ import pytest
 import pcapgen as G
 from fastdicom import cli, core
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+import fastdicom
+
+# child processes import the very fastdicom this process runs (the source tree
+# with its core built in place, or the installed package in CI)
+SRC = Path(fastdicom.__file__).resolve().parent.parent
 
 # ------------------------------------------------------------ hostile text
 ESCAPES = "\x1b[2J\x1b]0;pwned\x07"  # clear the screen, set the window title

@@ -139,3 +139,21 @@ def test_hostile_strings_stay_text(browser, tmp_path):
     p.locator("#assoc-0 input.ops-filter").fill("onerror")
     assert p.locator("#assoc-0 table.ops tbody tr").count() == 1
     p.close()
+
+
+def test_terminal_escapes_and_markup_stay_text(browser, tmp_path):
+    """The capture of tests/test_crafted.py (escapes, rich markup, HTML in AE
+    titles, UIDs, a patient name, an error comment): nothing runs, nothing
+    is fetched, every association section opens."""
+    from test_crafted import hostile_capture
+    out = tmp_path / "escapes.html"
+    out.write_text(RH.report_html(hostile_capture(tmp_path / "e.pcap"), (104,)), encoding="utf-8")
+    pg = Page(browser, out)
+    p = pg.page
+    for d in p.locator("#associations details").all():
+        d.evaluate("e => e.open = true")
+    p.wait_for_timeout(200)
+    assert pg.dialogs == [] and pg.errors == []
+    assert p.locator("img").count() == 0 and p.locator("script").count() == 2
+    assert "[bold]X[/bold]" in p.content()
+    p.close()

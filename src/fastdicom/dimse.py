@@ -72,7 +72,7 @@ def service_of(field_value: int | None) -> str:
     return name
 
 
-@dataclass
+@dataclass(slots=True)
 class Command:
     """A decoded command set (PS3.7 9.3, 10.3)."""
 
@@ -238,7 +238,7 @@ class DataSetTransfer:
             self.incomplete_reasons.append(why)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Operation:
     """A DIMSE operation: a request and its responses (matched by message ID)."""
 
