@@ -174,20 +174,28 @@ def test_export_names_and_manifest_are_safe(hostile, tmp_path):
 def test_export_does_not_follow_symlinks_inside_the_output(hostile, tmp_path):
     """A symbolic link planted in the output folder (a file name or a patient
     folder) is never written through."""
-    out = tmp_path / "out"
-    out.mkdir()
+    scratch = tmp_path / "scratch"
+    assert run_cli(["export", hostile, "-o", scratch, "--layout", "patient"])[0] == 0
+    folder = next(p.name for p in scratch.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = sorted(p.name for p in scratch.rglob("*.dcm"))
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep").write_text("precious")
-    # the name the patient layout would choose for the hostile patient ID, as a link
-    (out / "ID_2J_td_").symlink_to(victim, target_is_directory=True)
-    (out / "unknown-patient").symlink_to(victim, target_is_directory=True)
+    # the patient folder the export will want, planted as a link
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / folder).symlink_to(victim, target_is_directory=True)
     status, _o, err = run_cli(["export", hostile, "-o", out, "--layout", "patient"])
-    assert status in (0, 1, 2), err
+    assert status == 2 and err.count("\n") == 1 and "symbolic links are not followed" in err, err
     assert sorted(p.name for p in victim.iterdir()) == ["keep"]
+    # a file name planted as a link: the export takes another name, the target stays
+    out2 = tmp_path / "out2"
+    out2.mkdir()
+    (out2 / files[0]).symlink_to(victim / "keep")
+    status, _o, err = run_cli(["export", hostile, "-o", out2])
+    assert status == 0, err
     assert (victim / "keep").read_text() == "precious"
-    if status == 2:
-        assert err.count("\n") == 1 and "symbolic link" in err
+    assert (out2 / files[0]).is_symlink() and len(list(out2.glob("*.dcm"))) == len(files) + 1
 
 
 # ------------------------------------------------------------ child processes

@@ -39,6 +39,7 @@ import uuid
 from collections import OrderedDict
 
 from . import redact as R
+from .errors import FastDicomError
 from .dimse import DataSetTransfer
 from .uids import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
@@ -64,7 +65,7 @@ BATCH = 8 << 20  # bytes of one object handed to the I/O thread at once
 MAX_PENDING = 64 << 20  # all objects together
 
 
-class ExportError(Exception):
+class ExportError(FastDicomError):
     pass
 
 
