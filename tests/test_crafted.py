@@ -188,6 +188,7 @@ def test_export_does_not_follow_symlinks_inside_the_output(hostile, tmp_path):
     status, _o, err = run_cli(["export", hostile, "-o", out, "--layout", "patient"])
     assert status == 2 and err.count("\n") == 1 and "symbolic links are not followed" in err, err
     assert sorted(p.name for p in victim.iterdir()) == ["keep"]
+    assert not (out / ".fastdicom-tmp").exists()  # no temporary file left behind
     # a file name planted as a link: the export takes another name, the target stays
     out2 = tmp_path / "out2"
     out2.mkdir()

@@ -394,9 +394,13 @@ class Exporter:
             self._unlink(item.tmp)
             rec["file"] = None
         else:
-            if meta:
-                self._prepend_meta(item, meta)
-            final = self._place(item.tmp, folder, name, suffix)
+            try:
+                if meta:
+                    self._prepend_meta(item, meta)
+                final = self._place(item.tmp, folder, name, suffix)
+            except BaseException:
+                self._unlink(item.tmp)  # no temporary file left behind
+                raise
             rec["file"] = os.path.relpath(final, self.out)
             self.files.append(final)
         self.manifest.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
@@ -428,10 +432,14 @@ class Exporter:
         self._io(self._w_command, tmp, meta, data, folder, name, rec)
 
     def _w_command(self, tmp, meta, data, folder, name, rec):
-        with self._open_new(tmp) as f:
-            f.write(meta)
-            f.write(data)
-        final = self._place(tmp, folder, name, ".dcm")
+        try:
+            with self._open_new(tmp) as f:
+                f.write(meta)
+                f.write(data)
+            final = self._place(tmp, folder, name, ".dcm")
+        except BaseException:
+            self._unlink(tmp)
+            raise
         rec["file"] = os.path.relpath(final, self.out)
         self.manifest.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
 
