@@ -327,7 +327,8 @@ def cmd_batch(args) -> int:
     print(f"{r.found} captures: {r.analysed} analysed, {r.skipped} already done, "
           f"{r.duplicates} duplicates, {r.failed} failed; {r.bytes / 1e6:,.1f} MB in "
           f"{r.seconds:.1f} s -> {args.output}", file=sys.stderr)
+    from .show import safe_text
     for row in r.rows:
-        if row["status"] != "ok":
-            print(f"fastdicom: {row['error']}", file=sys.stderr)
+        if row["status"] != "ok":  # file names from a folder from the wild: escaped
+            print(f"fastdicom: {safe_text(row['error'])}", file=sys.stderr)
     return 1 if r.failed else 0
