@@ -361,3 +361,48 @@ def test_ip_fragment_every_command(tmp_path):
         assert status in (0, 1), (argv, err)
     status, out, err = run_cli(["expert", path, "--ports", ports])
     assert "ip.fragment: IP fragments are not reassembled (first in frame" in out
+
+
+@pytest.mark.parametrize("damage", ["block_length", "trailer", "truncate"])
+def test_damaged_pcapng_block(tmp_path, damage):
+    """The same capture as pcapng with one Enhanced Packet Block damaged: the
+    reader skips to the next good block, the objects of the connections it did
+    not touch are exported byte for byte, the damage is reported."""
+    from mutations import read, to_pcapng
+    path = REAL / "concurrent.pcap"
+    ports = ports_of(path)
+    spec = ",".join(map(str, ports))
+    link, pkts = read(path.read_bytes())
+    data = bytearray(to_pcapng(pkts, two_interfaces=False))
+    # the EPBs, in order: (offset, length)
+    blocks, p = [], 0
+    while p + 12 <= len(data):
+        btype, blen = struct.unpack("<II", data[p:p + 8])
+        if btype == 6:
+            blocks.append((p, blen))
+        p += blen
+    k = len(blocks) // 2
+    off, blen = blocks[k]
+    if damage == "block_length":
+        data[off + 4:off + 8] = struct.pack("<I", blen + 8)
+    elif damage == "trailer":
+        data[off + blen - 4:off + blen] = struct.pack("<I", blen - 4)
+    else:
+        del data[off + blen // 2:]
+    v = tmp_path / "v.pcapng"
+    v.write_bytes(bytes(data))
+    clean = tmp_path / "c.pcapng"
+    clean.write_bytes(to_pcapng(pkts, two_interfaces=False))
+    _doc, clean_rows, _ = analyse(clean, tmp_path, "clean", ports)
+    doc, _rows, files = analyse(v, tmp_path, "damaged", ports)
+    assert {"capture.damaged", "capture.truncated"} & {e["id"] for e in doc["expert"]}
+    conn = connection(pkts[k][1])
+    endpoints = {a["id"]: frozenset((a["client"], a["server"])) for a in _doc["associations"]}
+    for r in clean_rows:
+        if not (r.get("file") and r["complete"]):
+            continue
+        untouched = endpoints.get(r["association"]) != conn if damage != "truncate" else r["last_frame"] <= k
+        if untouched:
+            with open(tmp_path / "clean-export" / r["file"], "rb") as fh:
+                key = (r["sha256"], hashlib.sha256(fh.read()).hexdigest())
+            assert files.get(key), f"{damage}: {r['file']} not exported exactly"
