@@ -323,24 +323,40 @@ def test_damaged_record_length_costs_one_record(delta):
     assert stats["records"] == len(recs) - (1 if delta > 0 else 0)
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "truncated", "trailing"])
-def test_damaged_gzip_is_one_clear_line(tmp_path, damage):
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "trailing", "header"])
+def test_damaged_gzip(tmp_path, damage):
+    """A gzip-compressed capture damaged or cut short (copied while it was being
+    written) is analysed as far as it inflates, and the loss is reported
+    (capture.gzip, and the capture's error in the JSON); a gzip header that is
+    not one is one clear error line."""
     import gzip
-    data = bytearray(gzip.compress((REAL / "store_dcmtk.pcap").read_bytes()))
+    data = bytearray(gzip.compress((REAL / "big_store.pcap").read_bytes()))
     if damage == "corrupt":
-        for i in range(2000, 2100):
+        for i in range(len(data) // 2, len(data) // 2 + 100):
             data[i] ^= 0x5A
     elif damage == "truncated":
         del data[len(data) // 2:]
-    else:
+    elif damage == "trailing":
         data += b"not gzip at all"
+    else:
+        data[3] = 0xFF  # reserved flag bits: not a gzip header
     path = tmp_path / "c.pcap.gz"
     path.write_bytes(bytes(data))
-    for cmd in ("summary", "export"):
-        argv = [cmd, path] + (["-o", tmp_path / "out"] if cmd == "export" else [])
-        status, _out, err = run_cli(argv)
-        check_invariant(status, err, f"{cmd} {damage}")
+    ports = ",".join(map(str, ports_of(REAL / "big_store.pcap")))
+    status, out, err = run_cli(["summary", path, "--ports", ports, "--format", "json"])
+    check_invariant(status, err, f"summary {damage}")
+    if damage == "header":
         assert status == 2 and "gzip" in err, err
+        return
+    assert status in (0, 1), err
+    doc = json.loads(out)
+    assert "capture.gzip" in {e["id"] for e in doc["expert"]}
+    assert doc["captures"][0]["error"].startswith("gzip data ")
+    if damage != "trailing":
+        assert doc["counts"]["pdus"] > 0  # what came before the damage was analysed
+    status, _out, err = run_cli(["export", path, "--ports", ports, "-o", tmp_path / "out"])
+    check_invariant(status, err, f"export {damage}")
+    assert status in (0, 1), err
 
 
 def test_ip_fragment_every_command(tmp_path):

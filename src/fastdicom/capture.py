@@ -169,7 +169,14 @@ def _stream_chunks(raw, info: CaptureInfo, chunk: int):
         try:
             b = src.read1(chunk) if hasattr(src, "read1") else src.read(chunk)
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise CaptureReadError(f"{info.name}: damaged gzip data ({exc})") from None
+            if not info.compressed or not info.read_bytes:
+                what = "damaged gzip data" if info.compressed else "read error"
+                raise CaptureReadError(f"{info.name}: {what} ({exc})") from None
+            # what came before the damage is analysed; the rest is reported lost
+            # (a capture copied while it was being written is cut short)
+            why = "is cut short" if isinstance(exc, EOFError) else f"is damaged ({exc})"
+            info.error = f"gzip data {why} after {info.read_bytes} bytes of capture"
+            return
         if not b:
             return
         info.read_bytes += len(b)
@@ -228,6 +235,8 @@ def feed_capture(k: int, name: str, chunks, decoder: Decoder, options: EngineOpt
         engine.finish()
     except CaptureFormatError as exc:
         raise CaptureFormatError(f"{name}: {exc}") from None
+    if info.error and hasattr(decoder, "report"):
+        decoder.report("capture.gzip", why=info.error)
     dfeed(pop())
     info.seconds = time.perf_counter() - t0
     info.stats = engine.stats()

@@ -80,7 +80,7 @@ class ExpertInfo:
 
 # conditions of the capture file itself (not of one connection): with several
 # workers, each reads the whole file, so only worker 0 reports these
-CAPTURE_LEVEL = frozenset({"capture.truncated", "capture.damaged", "capture.linktype",
+CAPTURE_LEVEL = frozenset({"capture.truncated", "capture.damaged", "capture.linktype", "capture.gzip",
                            "ip.fragment", "tcp.flows.full"})
 
 def _d(id, severity, group, template):
@@ -95,6 +95,7 @@ CATALOGUE: dict[str, ExpertDef] = {d.id: d for d in [
     _d("capture.damaged", S.ERROR, MALFORMED,
        "damaged record or block header at file offset {offset}: {skipped} bytes skipped"),
     _d("capture.linktype", S.NOTE, MALFORMED, "unsupported link type {linktype}: packets skipped"),
+    _d("capture.gzip", S.ERROR, MALFORMED, "{why}: the rest of the file is lost"),
     _d("ip.fragment", S.NOTE, REASSEMBLY,
        "IP fragments are not reassembled (first in frame {first_frame}); their TCP data is lost"),
     # --- TCP ----------------------------------------------------------------
