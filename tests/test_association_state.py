@@ -321,3 +321,16 @@ def test_connection_closed_without_release(tmp_path):
     assert (a.state, a.end) == (A.ESTABLISHED, "incomplete")
     [e] = [e for e in dec.expert if e.id == "dicom.assoc.no_release"]
     assert e.message == "association ended without A-RELEASE or A-ABORT (the connection was reset)"
+
+
+def test_history_of_a_long_association_stays_bounded():
+    # one entry per PDU: an association of millions of P-DATA-TF must not
+    # keep millions of tuples
+    a = A.Association(0, None, 0, 0)
+    a.transition(A.RQ, R)
+    a.transition(A.AC, AC_)
+    for _ in range(5 * A.MAX_HISTORY):
+        a.transition(A.DATA, R)
+    assert A.MAX_HISTORY <= len(a.history) <= 2 * A.MAX_HISTORY
+    assert a.history[-1] == (A.ESTABLISHED, A.DATA, R, A.ESTABLISHED)
+    assert a.state == A.ESTABLISHED

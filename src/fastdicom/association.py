@@ -11,7 +11,8 @@ is ``REQUESTOR`` (the peer that sent, or would send, the A-ASSOCIATE-RQ: the
 TCP client) or ``ACCEPTOR``.  A cell with a problem text is a protocol
 violation: it is reported as ``dicom.assoc.state`` and the association moves
 to the state given, so decoding goes on.  A missing cell is a violation that
-keeps the state.  ``history`` records every transition, for tests.
+keeps the state.  ``history`` records the transitions (the last
+``MAX_HISTORY`` to twice that: one per PDU, so a long association stays small).
 
 The PS3.8 states behind the names: ``idle`` is Sta2 (transport open),
 ``awaiting-ac`` Sta3/Sta5, ``established`` Sta6, ``release-rq-*`` Sta7/Sta8,
@@ -110,6 +111,7 @@ def _build():
 
 
 TRANSITIONS = _build()
+MAX_HISTORY = 1000  # state transitions kept per association (the last 1,000 to 2,000)
 
 
 @dataclass
@@ -236,7 +238,10 @@ class Association:
             nxt, problem = self.state, "unexpected PDU in this state"
         else:
             nxt, problem = cell
-        self.history.append((self.state, pdu_type, sender, nxt))
+        h = self.history
+        h.append((self.state, pdu_type, sender, nxt))
+        if len(h) > 2 * MAX_HISTORY:  # one per PDU: a long association keeps its last ones
+            del h[:MAX_HISTORY]
         prev = self.state
         self.state = nxt
         return None if problem is None else (prev, problem)
