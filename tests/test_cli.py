@@ -211,3 +211,30 @@ def test_head_bytes_bounds_what_summary_reads(capsys):
     # completeness and sizes do not depend on how much was read
     assert [(o["bytes"], o["complete"]) for o in none["objects"]] == \
         [(o["bytes"], o["complete"]) for o in full["objects"]]
+
+
+@pytest.mark.parametrize("command", ["summary", "analyze"])
+def test_json_output_layout(capsys, command):
+    """Containers are indented, each record is one compact line, and the text
+    parses to what the plain JSON encoder would have written."""
+    from fastdicom import summary
+    code, out, _ = run(capsys, command, QR, *QR_PORTS, "--format", "json")
+    assert code in (0, 1)
+    doc = json.loads(out)
+    lines = out.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and out.endswith("}\n")
+    if command == "summary":
+        ops = [op for a in doc["associations"] for op in a["operations"]]
+        assert ops
+        # every operation is on a line of its own, in full
+        op_lines = [json.loads(ln.strip().rstrip(",")) for ln in lines
+                    if ln.lstrip().startswith('{"command": ')]
+        assert op_lines == ops
+    buf = io.StringIO()
+    summary.write_json(doc, buf)
+    assert buf.getvalue() == out  # deterministic
+    odd = {"a": [{"b": [1, {"c": None}]}], 1: {"x": []}, None: float("inf"), "t": (1, 2),
+           "s": {3}}
+    buf = io.StringIO()
+    summary.write_json(odd, buf)
+    assert json.loads(buf.getvalue()) == json.loads(json.dumps(odd, default=str))

@@ -139,8 +139,7 @@ def _write_summary(args, doc, flt):
         doc = flt.select_summary(doc)
     with output(args.output) as out:
         if args.format == "json":
-            json.dump(doc, out, indent=1, default=str)
-            out.write("\n")
+            summary.write_json(doc, out)
         elif args.format == "jsonl":
             for line in summary.jsonl_lines(doc):
                 out.write(json.dumps(line, default=str) + "\n")
@@ -292,8 +291,7 @@ def cmd_analyze(args) -> int:
     dec, infos, _, _, result = _run_analyses(args)
     with output(args.output) as out:
         if args.format == "json":
-            json.dump(AO.document(dec, infos, result), out, indent=1, default=str)
-            out.write("\n")
+            summary.write_json(AO.document(dec, infos, result), out)
         else:
             AO.render_text(dec, infos, result, out, Severity.parse(args.min_severity))
     return AO.exit_status(result, args.fail_on)
