@@ -532,3 +532,20 @@ def test_operation_per_service(tmp_path, rq_def, rsp_def):
     assert [t.complete for t in dec.objects] == [True] * (rq_data + rsp_data)
     assert [t.command.name for t in dec.objects] == (
         [rq_def[1].replace("_", "-")] * rq_data + [rsp_def[1].replace("_", "-")] * rsp_data)
+
+
+def test_command_keeps_its_bytes_once():
+    """A command lives as long as the run: it keeps the command set's bytes
+    (``raw_bytes``) and decodes ``raw`` from them on demand."""
+    import tracemalloc
+    from pcapgen import c_echo_rq
+    raw = c_echo_rq(7)
+    cmd = parse_command(raw)
+    assert cmd.raw_bytes == bytes(raw)
+    assert cmd.raw[0x0110] == (7).to_bytes(2, "little")
+    assert not hasattr(cmd, "__dict__")  # slots: no per-instance dict
+    tracemalloc.start()
+    keep = [parse_command(raw) for _ in range(2000)]
+    size = tracemalloc.get_traced_memory()[0] / len(keep)
+    tracemalloc.stop()
+    assert size < 700, size  # 450 B; 1,040 B when every element was kept a second time

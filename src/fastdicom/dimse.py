@@ -77,7 +77,6 @@ class Command:
     """A decoded command set (PS3.7 9.3, 10.3)."""
 
     elements: dict = field(default_factory=dict)  # attribute name -> value
-    raw: dict = field(default_factory=dict)  # element number -> value bytes
     problems: list = field(default_factory=list)
     # where it was seen (set by the decoder)
     context_id: int | None = None
@@ -90,6 +89,24 @@ class Command:
 
     def get(self, name, default=None):
         return self.elements.get(name, default)
+
+    @property
+    def raw(self) -> dict:
+        """{element number: value bytes}: the known elements and the first
+        ``MAX_RAW_ELEMENTS`` others, read again from ``raw_bytes`` (a command
+        is kept for the whole run, so it keeps its bytes once, not twice)."""
+        out: dict = {}
+        b = self.raw_bytes or b""
+        p, n = 0, len(b)
+        while p + 8 <= n and b[p] == 0 and b[p + 1] == 0:
+            elem = b[p + 2] | (b[p + 3] << 8)
+            ln = int.from_bytes(b[p + 4:p + 8], "little")
+            if ln == 0xFFFFFFFF or p + 8 + ln > n:
+                break
+            if elem in COMMAND_ELEMENTS or len(out) < MAX_RAW_ELEMENTS:
+                out[elem] = b[p + 8:p + 8 + ln]
+            p += 8 + ln
+        return out
 
     @property
     def field(self) -> int | None:
@@ -143,6 +160,8 @@ def parse_command(buf) -> Command:
     cmd = Command()
     b = bytes(buf)
     n = len(b)
+    if n <= MAX_KEPT_COMMAND:  # real ones are a few hundred bytes
+        cmd.raw_bytes = b
     p = 0
     while p < n:
         if n - p < 8:
@@ -158,11 +177,9 @@ def parse_command(buf) -> Command:
         if ln == 0xFFFFFFFF or p + 8 + ln > n:
             cmd.problems.append(("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"}))
             break
-        v = b[p + 8:p + 8 + ln]
         spec = COMMAND_ELEMENTS.get(elem)
-        if spec or len(cmd.raw) < MAX_RAW_ELEMENTS:  # a command is kept for the whole run:
-            cmd.raw[elem] = v  # a hostile one of tiny unknown elements must not blow up
         if spec:
+            v = b[p + 8:p + 8 + ln]
             name, vr = spec
             bad = False  # a binary value of the wrong size (the first value is still used)
             if vr == _US:
@@ -406,9 +423,7 @@ class MessageAssembler:
         bad = s.cmd_bad
         s.cmd_buf = None
         cmd = parse_command(buf)
-        if len(buf) <= MAX_KEPT_COMMAND:  # real ones are a few hundred bytes
-            cmd.raw_bytes = bytes(buf)
-        else:
+        if cmd.raw_bytes is None:
             cmd.problems.append(("dicom.command.malformed", {
                 "why": f"a command set of {len(buf)} bytes (not kept whole past {MAX_KEPT_COMMAND})"}))
         if bad:
