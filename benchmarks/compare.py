@@ -2,14 +2,16 @@
 """Measure fastdicom against cat, a dpkt header loop and tshark, in one run.
 
     python benchmarks/compare.py [--sizes 1G,4G] [--cache DIR] [--workers N]
-                                 [--no-tshark] [--update-readme]
+                                 [--no-tshark | --tshark-sizes 1G] [--update-readme]
 
 For each size it makes (once, cached) a capture with ``make_capture.py``,
 then times each command in a fresh process with the file in the page cache,
 and reports wall time, MB/s and peak RSS (the child's ru_maxrss).  It checks
 that ``summary --workers N`` is byte-identical to ``--workers 1`` and that the
 exported objects match the capture's truth file.  tshark rows are skipped
-when tshark is not installed.  With ``--update-readme`` the table replaces
+when tshark is not installed, and for the sizes not in ``--tshark-sizes``
+(tshark needs about 2.4 GB of memory per GB of capture to dissect it and
+5 GB per GB to export, so a 4 GB run may not fit a workstation).  With ``--update-readme`` the table replaces
 the one between the markers in benchmarks/README.md.
 """
 
@@ -121,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=str(HERE / ".cache"))
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--tshark-sizes", default=None,
+                    help="comma-separated sizes at which to run tshark (default: all)")
     ap.add_argument("--update-readme", action="store_true")
     a = ap.parse_args(argv)
     from make_capture import generate, parse_size
@@ -165,7 +169,7 @@ def main(argv=None) -> int:
             row("dd: write the capture's size to disk", [
                 "dd", f"if={cap}", f"of={Path(tmp) / 'dd.bin'}", "bs=8M", "status=none"])
         row("dpkt header loop (Ethernet/IP/TCP)", [py, "-c", DPKT_LOOP, str(cap)])
-        if tshark:
+        if tshark and (a.tshark_sizes is None or size in a.tshark_sizes.split(",")):
             row("tshark -q -z io,stat,0,dicom", [tshark, "-r", str(cap), "-q", "-d", "tcp.port==11112,dicom",
                                                  "-z", "io,stat,0,dicom"])
             with tempfile.TemporaryDirectory(dir=a.cache) as tmp:
@@ -178,7 +182,9 @@ def main(argv=None) -> int:
     for size, name, wall, rate, rss in rows:
         table.append(f"| {size} | {name} | {wall:.2f} | {rate:.0f} | {rss:.0f} |")
     text = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on: {machine()}.", "",
-                      f"Command: `python benchmarks/compare.py --sizes {a.sizes} --workers {a.workers}`", "",
+                      f"Command: `python benchmarks/compare.py --sizes {a.sizes} --workers {a.workers}"
+                      + (f" --tshark-sizes {a.tshark_sizes}" if a.tshark_sizes else "")
+                      + (" --no-tshark" if a.no_tshark else "") + "`", "",
                       *table, "", *[f"- {c}" for c in checks]])
     print(text)
     if a.update_readme:
