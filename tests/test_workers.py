@@ -45,3 +45,66 @@ def test_several_captures_with_workers(capsys):
     one = capsys.readouterr().out
     main(args + ["--workers", "2"])
     assert capsys.readouterr().out == one
+
+
+def _spy(monkeypatch):
+    from fastdicom import capture
+    calls = []
+    real = capture.summary_parallel
+
+    def spy(names, options, workers, **kw):
+        calls.append(workers)
+        return real(names, options, workers, **kw)
+
+    monkeypatch.setattr(capture, "summary_parallel", spy)
+    return calls
+
+
+def test_default_is_one_worker_per_core_for_a_big_capture(capsys, monkeypatch, tmp_path):
+    import gzip
+    import json
+    import os
+
+    from fastdicom import commands
+    path = REAL / "store_syntaxes.pcap"
+    args = ["summary", str(path), "--ports", " ".join(map(str, ports_of(path))), "--format", "json"]
+    main(args + ["--workers", "1"])
+    one = capsys.readouterr().out
+    calls = _spy(monkeypatch)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    # small: one process, without the cost of starting workers
+    main(args)
+    assert capsys.readouterr().out == one and calls == []
+    # "big" (the threshold lowered): one worker per core, the same output
+    monkeypatch.setattr(commands, "AUTO_WORKERS_BYTES", 1)
+    main(args)
+    assert capsys.readouterr().out == one and calls == [3]
+    main(args + ["--workers", "0"])
+    assert capsys.readouterr().out == one and calls == [3, 3]
+    # what cannot be read twice, and --follow, take one process
+    gz = tmp_path / "s.pcap.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    main(["summary", str(gz)] + args[2:])
+    got = json.loads(capsys.readouterr().out)
+    assert calls == [3, 3] and len(got["associations"]) == len(json.loads(one)["associations"])
+    main(args[:2] + ["--ports", " ".join(map(str, ports_of(path))), "--follow"])
+    capsys.readouterr()
+    assert calls == [3, 3]
+
+
+def test_parallel_progress_reaches_the_capture_size():
+    from fastdicom import capture
+    path = REAL / "concurrent.pcap"
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def set_read(self, n):
+            self.seen.append(n)
+
+    rec = Recorder()
+    doc = capture.summary_parallel([str(path)], capture.EngineOptions(ports=tuple(ports_of(path))), 2,
+                                   progress=rec)
+    assert doc["associations"]
+    assert rec.seen and rec.seen == sorted(rec.seen) and rec.seen[-1] == path.stat().st_size

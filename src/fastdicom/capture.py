@@ -276,19 +276,37 @@ def partitionable(names) -> bool:
     return True
 
 
+_worker_read = None  # shared array of bytes read per worker (set by the pool initializer)
+
+
+def _init_worker(read):
+    global _worker_read
+    _worker_read = read
+
+
 def _summary_worker(names, options, k, n, hash_data):
     from . import summary
     sink = summary.SummarySink()
     dec = Decoder([sink], hash_data=hash_data)
     dec.drop_capture_level = k != 0  # worker 0 alone reports the file's own conditions
-    infos = run(names, dec, options, partition=(k, n))
+    done = {}
+
+    def progress(info):
+        if _worker_read is not None:
+            done[info.name] = info.read_bytes
+            _worker_read[k] = sum(done.values())
+
+    infos = run(names, dec, options, partition=(k, n), progress=progress)
     return summary.build(dec, infos, sink)
 
 
-def summary_parallel(names, options: EngineOptions, workers: int, hash_data: bool = False) -> dict:
+def summary_parallel(names, options: EngineOptions, workers: int, hash_data: bool = False,
+                     progress=None) -> dict:
     """The JSON summary computed by ``workers`` processes, each taking the
     connections whose hash falls in its share (``Engine(partition=(k, n))``),
-    merged into exactly what one process gives."""
+    merged into exactly what one process gives.  ``progress`` (a
+    ``progress.Progress``, or anything with ``set_read(n)``) is given the
+    bytes read by the slowest worker a few times a second."""
     import multiprocessing as mp
     from . import summary
 
@@ -296,7 +314,15 @@ def summary_parallel(names, options: EngineOptions, workers: int, hash_data: boo
         ctx = mp.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork
         ctx = mp.get_context("spawn")
-    with ctx.Pool(workers) as pool:
-        docs = pool.starmap(_summary_worker, [(list(names), options, k, workers, hash_data)
-                                              for k in range(workers)])
+    read = ctx.Array("q", workers, lock=False)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(read,)) as pool:
+        res = pool.starmap_async(_summary_worker, [(list(names), options, k, workers, hash_data)
+                                                   for k in range(workers)])
+        while not res.ready():
+            res.wait(0.25)
+            if progress is not None:
+                progress.set_read(min(read))
+        docs = res.get()
+    if progress is not None:
+        progress.set_read(min(read))
     return summary.merge(docs)

@@ -35,10 +35,11 @@ def _common(p: argparse.ArgumentParser, filters=True):
                    help="replace patient-identifying values (PS3.15 basic profile) in the output")
     p.add_argument("--fail-on", choices=("warning", "error"), default=None,
                    help="exit with status 1 when expert info of this severity or worse was found")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes, each reading the capture and taking a share of the "
-                        "connections; 0 means one per core (summary only; the output is "
-                        "identical to one worker's; default: 1)")
+                        "connections (summary only; the output is identical to one worker's); "
+                        "0 means one per core; default: one per core for uncompressed "
+                        "captures of 256 MB or more, else 1")
     _bounds(p)
 
 

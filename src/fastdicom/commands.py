@@ -103,14 +103,42 @@ def _analyse(args, sinks, data_limit=65536, **decoder_opts):
 
 
 # --------------------------------------------------------------- summary
+AUTO_WORKERS_BYTES = 256 * 1000 * 1000  # below this, starting workers costs more than it saves
+
+
+def summary_workers(args) -> int:
+    """How many processes ``summary`` uses: ``--workers``, or by default one per
+    core for uncompressed capture files of AUTO_WORKERS_BYTES or more.  Worker
+    output is byte-identical; ``--follow`` and inputs that cannot be read twice
+    (standard input, gzip) take one."""
+    if args.follow or not args.captures or not capture.partitionable(args.captures):
+        return 1
+    if args.workers is None:
+        try:
+            total = sum(os.path.getsize(n) for n in args.captures)
+        except OSError:
+            return 1
+        return (os.cpu_count() or 1) if total >= AUTO_WORKERS_BYTES else 1
+    return args.workers or os.cpu_count() or 1
+
+
 def cmd_summary(args) -> int:
     flt = compile_filter(args)
-    workers = args.workers or os.cpu_count() or 1
-    if workers > 1 and not args.follow and len(args.captures) >= 1 and capture.partitionable(args.captures):
+    workers = summary_workers(args)
+    if workers > 1:
         from . import redact as R
         from .expert import Severity as _S
-        doc = capture.summary_parallel(args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
-                                       workers, hash_data=args.hash)
+        progress = None
+        if sys.stderr.isatty():
+            from .progress import Progress
+            progress = Progress.maybe(args.captures)
+        try:
+            doc = capture.summary_parallel(
+                args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
+                workers, hash_data=args.hash, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
         if args.redact:
             doc = R.redact_document(doc)
         status = 0

@@ -45,5 +45,9 @@ class Progress:
         self._seen[info.name] = info.read_bytes
         self._p.advance(self._task, info.read_bytes - prev)
 
+    def set_read(self, n: int):
+        """Bytes read so far over all captures (several workers: the slowest one)."""
+        self._p.update(self._task, completed=n)
+
     def close(self):
         self._p.stop()
