@@ -103,8 +103,12 @@ def test_parallel_progress_reaches_the_capture_size():
         def set_read(self, n):
             self.seen.append(n)
 
+        def close(self):
+            self.closed = True
+
     rec = Recorder()
     doc = capture.summary_parallel([str(path)], capture.EngineOptions(ports=tuple(ports_of(path))), 2,
-                                   progress=rec)
+                                   progress=lambda: rec)
     assert doc["associations"]
     assert rec.seen and rec.seen == sorted(rec.seen) and rec.seen[-1] == path.stat().st_size
+    assert rec.closed

@@ -304,9 +304,11 @@ def summary_parallel(names, options: EngineOptions, workers: int, hash_data: boo
                      progress=None) -> dict:
     """The JSON summary computed by ``workers`` processes, each taking the
     connections whose hash falls in its share (``Engine(partition=(k, n))``),
-    merged into exactly what one process gives.  ``progress`` (a
-    ``progress.Progress``, or anything with ``set_read(n)``) is given the
-    bytes read by the slowest worker a few times a second."""
+    merged into exactly what one process gives.  ``progress``, if given, is
+    called once the workers have started (so that no thread of a progress bar
+    runs when they fork) and returns None or an object with ``set_read(n)``
+    and ``close()``: it is given the bytes read by the slowest worker a few
+    times a second."""
     import multiprocessing as mp
     from . import summary
 
@@ -315,14 +317,20 @@ def summary_parallel(names, options: EngineOptions, workers: int, hash_data: boo
     except ValueError:  # pragma: no cover - platforms without fork
         ctx = mp.get_context("spawn")
     read = ctx.Array("q", workers, lock=False)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(read,)) as pool:
-        res = pool.starmap_async(_summary_worker, [(list(names), options, k, workers, hash_data)
-                                                   for k in range(workers)])
-        while not res.ready():
-            res.wait(0.25)
-            if progress is not None:
-                progress.set_read(min(read))
-        docs = res.get()
-    if progress is not None:
-        progress.set_read(min(read))
+    bar = None
+    try:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(read,)) as pool:
+            res = pool.starmap_async(_summary_worker, [(list(names), options, k, workers, hash_data)
+                                                       for k in range(workers)])
+            bar = progress() if progress is not None else None
+            while not res.ready():
+                res.wait(0.25)
+                if bar is not None:
+                    bar.set_read(min(read))
+            docs = res.get()
+            if bar is not None:
+                bar.set_read(min(read))
+    finally:
+        if bar is not None:
+            bar.close()
     return summary.merge(docs)

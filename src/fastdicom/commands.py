@@ -131,14 +131,12 @@ def cmd_summary(args) -> int:
         progress = None
         if sys.stderr.isatty():
             from .progress import Progress
-            progress = Progress.maybe(args.captures)
-        try:
-            doc = capture.summary_parallel(
-                args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
-                workers, hash_data=args.hash, progress=progress)
-        finally:
-            if progress is not None:
-                progress.close()
+
+            def progress():
+                return Progress.maybe(args.captures)
+        doc = capture.summary_parallel(
+            args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
+            workers, hash_data=args.hash, progress=progress)
         if args.redact:
             doc = R.redact_document(doc)
         status = 0
