@@ -229,3 +229,61 @@ def test_safe_name():
     assert safe_name("..") == "unknown"
     assert safe_name("a" * 100, 10) == "a" * 10
     assert safe_name(None) == "unknown"
+
+
+def test_deferred_meta_header_streams_and_keeps_holes(tmp_path):
+    """Fuzzing found it (tests/data/fuzz/pipeline/export-deferred-meta-after-825mb-hole):
+    a data set whose UIDs were not known when it began gets its meta header at
+    the end. That must neither read the object into memory nor turn the holes
+    of a .partial file (a sequence number jump claimed 825 MB lost) into
+    written zeros: a 6 KB capture once cost 829 MB of memory and of disk."""
+    import sys
+    import tracemalloc
+    sys.path.insert(0, str(REAL.parents[2] / "fuzz"))
+    import targets
+
+    data = (REAL.parent / "fuzz" / "pipeline" / "export-deferred-meta-after-825mb-hole").read_bytes()
+    cap = tmp_path / "c.pcap"
+    cap.write_bytes(targets.conversation_pcap(data[1:]))
+    out = tmp_path / "out"
+    tracemalloc.start()
+    try:
+        status, _out, err = targets.run_cli(["export", str(cap), "--keep-incomplete", "-o", str(out)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status == 0, err
+    assert peak < 64e6, peak
+    (partial,) = out.glob("*.dcm.partial")
+    st = partial.stat()
+    assert st.st_size > 800e6  # the lost bytes keep their positions...
+    assert st.st_blocks * 512 < 4e6  # ...as a hole, not as written zeros
+    meta = pydicom.filereader.read_file_meta_info(str(partial))
+    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_prepend_meta_copies_exactly(tmp_path, layout):
+    from fastdicom.export import COPY_CHUNK
+    ex = Exporter(str(tmp_path / "out"))
+
+    class Item:
+        tmp = str(tmp_path / "x.part")
+
+    body = os.urandom(3 * COPY_CHUNK + 123)
+    with open(Item.tmp, "wb") as f:
+        if layout == "dense":
+            f.write(body)
+            want = body
+        else:  # data, a 64 MiB hole, data, and a hole at the end
+            f.write(body)
+            f.seek(len(body) + (64 << 20))
+            f.write(body[:1000])
+            f.truncate(len(body) + (64 << 20) + 1000 + (8 << 20))
+            want = body + bytes(64 << 20) + body[:1000] + bytes(8 << 20)
+    meta = b"M" * 200
+    ex._prepend_meta(Item, meta)
+    got = open(Item.tmp, "rb").read()
+    assert len(got) == len(meta) + len(want) and got == meta + want
+    assert not os.path.exists(Item.tmp + ".meta")
+    ex.close()

@@ -28,6 +28,7 @@ replace an existing file; symbolic links in the output folder are not followed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -562,15 +563,31 @@ class Exporter:
             return cand
         raise ExportError(f"too many files named {stem}{suffix} in {folder}")
 
-    @staticmethod
-    def _prepend_meta(item, meta: bytes):
-        """Put the meta header in front of a data set written alone (small objects)."""
-        with open(item.tmp, "rb") as f:
-            data = f.read()
-        fd = os.open(item.tmp, os.O_WRONLY | os.O_TRUNC | O_NOFOLLOW | O_BINARY)
-        with os.fdopen(fd, "wb") as f:
-            f.write(meta)
-            f.write(data)
+    def _prepend_meta(self, item, meta: bytes):
+        """Put the meta header in front of a data set written alone (its UIDs
+        were not known when it began): copied piece by piece into a new file,
+        so memory stays flat whatever the object's size, and the holes of a
+        .partial file (bytes the tap lost, possibly claimed by a hostile
+        sequence number jump) stay holes instead of becoming written zeros."""
+        new = item.tmp + ".meta"
+        try:
+            with open(item.tmp, "rb", buffering=0) as src, self._open_new(new) as dst:
+                dst.write(meta)
+                for start, end in _data_ranges(src.fileno()):
+                    src.seek(start)
+                    dst.seek(len(meta) + start)
+                    left = end - start
+                    while left > 0:
+                        b = src.read(min(left, COPY_CHUNK))
+                        if not b:
+                            break
+                        dst.write(b)
+                        left -= len(b)
+                dst.truncate(len(meta) + os.fstat(src.fileno()).st_size)
+            os.replace(new, item.tmp)
+        except BaseException:
+            self._unlink(new)
+            raise
 
     @staticmethod
     def _unlink(path):
@@ -578,6 +595,30 @@ class Exporter:
             os.unlink(path)
         except OSError:
             pass
+
+
+COPY_CHUNK = 1 << 20
+
+
+def _data_ranges(fd: int):
+    """(start, end) of the parts of a file that hold data: everything but
+    its holes, where the system can say (SEEK_DATA/SEEK_HOLE); else the whole file."""
+    size = os.fstat(fd).st_size
+    if not hasattr(os, "SEEK_DATA"):
+        yield 0, size
+        return
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole is left
+                return
+            yield pos, size  # not supported here: copy the rest
+            return
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, end
+        pos = end
 
 
 def _ranges(t) -> str:
