@@ -287,3 +287,49 @@ def test_prepend_meta_copies_exactly(tmp_path, layout):
     assert len(got) == len(meta) + len(want) and got == meta + want
     assert not os.path.exists(Item.tmp + ".meta")
     ex.close()
+
+
+def _big_part10(path, pixel_bytes):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.PatientName = meta.MediaStorageSOPClassUID, "1.2.3.4", "A^B"
+    seq_item = Dataset()
+    seq_item.CodeValue = "X"
+    ds.ProcedureCodeSequence = [seq_item]
+    ds.Rows, ds.Columns, ds.BitsAllocated = pixel_bytes // 2048, 1024, 16
+    ds.PixelData = bytes(pixel_bytes)
+    ds["PixelData"].VR = "OW"
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_verify_skips_over_big_values_and_finds_truncation(tmp_path):
+    import tracemalloc
+    p = tmp_path / "big.dcm"
+    _big_part10(str(p), 16 << 20)
+    tracemalloc.start()
+    try:
+        assert verify(str(tmp_path)) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak  # the 16 MiB value was never read
+    data = p.read_bytes()
+    p.write_bytes(data[:-100])  # cut inside the pixel data
+    (bad,) = verify(str(tmp_path))
+    assert bad[0] == "big.dcm" and "past the end of the file" in bad[1]
+
+
+def test_verify_finds_a_value_cut_by_the_end_of_the_file(tmp_path):
+    p = tmp_path / "a.dcm"
+    _big_part10(str(p), 4096)
+    data = p.read_bytes()
+    i = data.index(b"A^B")
+    p.write_bytes(data[:i - 2] + b"\xf0\x00" + data[i:i + 3])  # PatientName claims 240 bytes
+    (bad,) = verify(str(tmp_path))
+    assert bad[0] == "a.dcm" and "(0010,0010)" in bad[1] and "past the end of the file" in bad[1]
