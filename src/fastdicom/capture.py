@@ -323,13 +323,13 @@ def summary_parallel(names, options: EngineOptions, workers: int, hash_data: boo
             res = pool.starmap_async(_summary_worker, [(list(names), options, k, workers, hash_data)
                                                        for k in range(workers)])
             bar = progress() if progress is not None else None
-            while not res.ready():
+            while True:
                 res.wait(0.25)
                 if bar is not None:
                     bar.set_read(min(read))
+                if res.ready():
+                    break
             docs = res.get()
-            if bar is not None:
-                bar.set_read(min(read))
     finally:
         if bar is not None:
             bar.close()

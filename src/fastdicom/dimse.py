@@ -97,15 +97,9 @@ class Command:
         is kept for the whole run, so it keeps its bytes once, not twice)."""
         out: dict = {}
         b = self.raw_bytes or b""
-        p, n = 0, len(b)
-        while p + 8 <= n and b[p] == 0 and b[p + 1] == 0:
-            elem = b[p + 2] | (b[p + 3] << 8)
-            ln = int.from_bytes(b[p + 4:p + 8], "little")
-            if ln == 0xFFFFFFFF or p + 8 + ln > n:
-                break
+        for elem, vo, ln in command_elements(b)[0]:
             if elem in COMMAND_ELEMENTS or len(out) < MAX_RAW_ELEMENTS:
-                out[elem] = b[p + 8:p + 8 + ln]
-            p += 8 + ln
+                out[elem] = b[vo:vo + ln]
         return out
 
     @property
@@ -155,6 +149,33 @@ MAX_RAW_ELEMENTS = 64  # elements of a command set kept raw beyond the known one
 MAX_KEPT_COMMAND = 64 << 10  # a command set kept whole (raw_bytes) up to this size
 
 
+def command_elements(b: bytes):
+    """The elements of a command set (implicit VR little endian, group 0000)::
+
+        tag group (2) | tag element (2) | value length (4) | value ...
+
+    Returns ``([(element, value offset, length)], end, problem)``: the walk
+    stops at the end of ``b`` (``problem`` None) or at the first element that
+    is cut or outside group 0000 (``problem`` is its expert info, ``end`` its
+    offset)."""
+    out = []
+    p, n = 0, len(b)
+    while p < n:
+        if n - p < 8:
+            return out, p, ("dicom.data.tag.missing", {"what": "command set"})
+        group = b[p] | (b[p + 1] << 8)
+        elem = b[p + 2] | (b[p + 3] << 8)
+        ln = int.from_bytes(b[p + 4:p + 8], "little")
+        if group != 0x0000:
+            return out, p, ("dicom.command.malformed",
+                            {"why": f"element ({group:04x},{elem:04x}) outside group 0000"})
+        if ln == 0xFFFFFFFF or p + 8 + ln > n:
+            return out, p, ("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"})
+        out.append((elem, p + 8, ln))
+        p += 8 + ln
+    return out, p, None
+
+
 def parse_command(buf) -> Command:
     """Decode a command set; problems are collected, never raised."""
     cmd = Command()
@@ -162,24 +183,11 @@ def parse_command(buf) -> Command:
     n = len(b)
     if n <= MAX_KEPT_COMMAND:  # real ones are a few hundred bytes
         cmd.raw_bytes = b
-    p = 0
-    while p < n:
-        if n - p < 8:
-            cmd.problems.append(("dicom.data.tag.missing", {"what": "command set"}))
-            break
-        group = b[p] | (b[p + 1] << 8)
-        elem = b[p + 2] | (b[p + 3] << 8)
-        ln = int.from_bytes(b[p + 4:p + 8], "little")
-        if group != 0x0000:
-            cmd.problems.append(("dicom.command.malformed",
-                                 {"why": f"element ({group:04x},{elem:04x}) outside group 0000"}))
-            break
-        if ln == 0xFFFFFFFF or p + 8 + ln > n:
-            cmd.problems.append(("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"}))
-            break
+    elements, p, stop = command_elements(b)
+    for elem, vo, ln in elements:
         spec = COMMAND_ELEMENTS.get(elem)
         if spec:
-            v = b[p + 8:p + 8 + ln]
+            v = b[vo:vo + ln]
             name, vr = spec
             bad = False  # a binary value of the wrong size (the first value is still used)
             if vr == _US:
@@ -199,7 +207,8 @@ def parse_command(buf) -> Command:
             if bad and ln:
                 cmd.problems.append(("dicom.command.malformed",
                                      {"why": f"(0000,{elem:04x}) has {ln} bytes"}))
-        p += 8 + ln
+    if stop is not None:
+        cmd.problems.append(stop)
     gl = cmd.elements.get("group_length")
     if gl is not None and p == n and b[:4] == b"\x00\x00\x00\x00":
         # (0000,0000) counts the bytes of the elements after it (PS3.7 6.3.1)

@@ -696,6 +696,7 @@ def verify(out_dir, max_inflate=None) -> list[tuple[str, str]]:
     import pydicom
 
     from . import limits
+    from .dataset import DEFLATED_SYNTAXES
     if max_inflate is None:
         max_inflate = limits.max_inflate
     bad = []
@@ -718,7 +719,6 @@ def verify(out_dir, max_inflate=None) -> list[tuple[str, str]]:
                     ts = str(ds.file_meta.TransferSyntaxUID)  # must exist
                     # a deflated data set is read from its inflated bytes: offsets
                     # are not the file's
-                    from .dataset import DEFLATED_SYNTAXES
                     _check_elements(ds, None if ts in DEFLATED_SYNTAXES else os.fstat(f.fileno()).st_size)
             except Exception as exc:  # any parse failure is a finding, not a crash
                 bad.append((os.path.relpath(p, out_dir), f"{type(exc).__name__}: {exc}"))

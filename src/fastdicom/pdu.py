@@ -437,8 +437,6 @@ def _bound(a: AAssociate, name: str, problems: list) -> None:
         keep(c.related_general_sop_classes, MAX_SUB_ITEMS, "related general SOP classes")
     keep(a.unknown_items, MAX_UNKNOWN, "unknown items")
     keep(ui.unknown, MAX_UNKNOWN, "unknown user information sub-items")
-    a.unknown_items[:] = [(t, v[:MAX_RAW]) for t, v in a.unknown_items]
-    ui.unknown[:] = [(t, v[:MAX_RAW]) for t, v in ui.unknown]
     if len(problems) > MAX_PROBLEMS:
         extra = len(problems) - MAX_PROBLEMS
         del problems[MAX_PROBLEMS:]
@@ -589,7 +587,7 @@ def _decode_user_info(b, s, e, ui: UserInformation, problems, lost=False):
                 ui.user_identity_response = bytes(b[vs + 2:min(ve, vs + 2 + rl)])
             short = n < 2 or 2 + _u16(b, vs) != n
         else:
-            ui.unknown.append((t, bytes(b[vs:ve])))
+            ui.unknown.append((t, bytes(b[vs:min(ve, vs + MAX_RAW)])))
             problems.append(("dicom.assoc.item.unknown", {"where": "user information", "type": t, "length": n}))
         if short:
             problems.append(("dicom.assoc.pdu.malformed", {

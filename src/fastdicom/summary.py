@@ -338,7 +338,7 @@ def write_json(doc, out) -> None:
     presentation context, an object, an expert info, a row of counts) is one
     compact line.  ``json.dump(indent=...)`` runs in pure Python, node by
     node; this encodes every record with the C encoder, which on a big
-    capture's summary is three times faster.  The output parses to the same
+    capture's summary is about twice as fast.  The output parses to the same
     document.
     ::
 
@@ -357,15 +357,13 @@ def write_json(doc, out) -> None:
     write = out.write
 
     def expands(v) -> bool:
-        if isinstance(v, dict):
-            return any(isinstance(x, (dict, list)) and x and expands_inner(x) for x in v.values())
-        return isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v)
-
-    def expands_inner(x) -> bool:
-        # a value that holds records (dicts in a list) makes its parent a container
-        if isinstance(x, list):
-            return any(isinstance(y, dict) for y in x)
-        return expands(x)
+        """A container: a list of dicts or lists, or a dict holding a list of
+        dicts (records) or a dict that is itself a container."""
+        if isinstance(v, list):
+            return any(isinstance(x, (dict, list)) for x in v)
+        return isinstance(v, dict) and any(
+            (isinstance(x, list) and any(isinstance(y, dict) for y in x))
+            or (isinstance(x, dict) and expands(x)) for x in v.values())
 
     def enc(v, pad: str) -> None:
         if not expands(v):
