@@ -197,7 +197,7 @@ def rebuild_pdus(events):
             _, flow, d, t, length, _, _, _, _, _, body, flags = ev
             out[flow, d].append(bytes((t, 0)) + length.to_bytes(4, "big") + body)
         elif ev[0] == EV_PDATA:
-            _, flow, d, _, length, _, _, _, _, _, pieces, flags = ev
+            _, flow, d, _, length, _, _, _, _, _, pieces, flags, _, _ = ev
             buf = partial.setdefault((flow, d), bytearray())
             for ctx, mch, pdv_len, off, n, data in pieces:
                 if off == 0:
@@ -209,7 +209,7 @@ def rebuild_pdus(events):
                 out[flow, d].append(b"\x04\x00" + length.to_bytes(4, "big") + bytes(partial.pop((flow, d))))
         else:
             continue
-        if ev[-1] & PF_TRUNCATED:
+        if flags & PF_TRUNCATED:
             damaged.add((ev[1], ev[2]))
     damaged.update((ev[1], ev[2]) for ev in events if ev[0] == EV_GAP)
     return out, damaged

@@ -226,10 +226,10 @@ def _events():
                     st.one_of(st.binary(max_size=200), st.just(RQ), st.just(AC), mutated(RQ), mutated(AC)),
                     st.booleans())
     pdata = st.builds(lambda d, pieces, final, trunc: (E.EV_PDATA, 0, d, 4, 100, 0, 5, 6, 10, 11, pieces,
-                                                      (E.PF_FINAL if final else 0) | (E.PF_TRUNCATED if trunc else 0)),
+                                                      (E.PF_FINAL if final else 0) | (E.PF_TRUNCATED if trunc else 0), 6, 6),
                       st.integers(0, 1), _pieces(), st.booleans(), st.booleans())
     command = st.builds(lambda d, cmd, ctx: (E.EV_PDATA, 0, d, 4, 100, 0, 5, 6, 10, 11,
-                                             ((ctx, 3, len(cmd) + 2, 0, len(cmd), cmd),), E.PF_FINAL),
+                                             ((ctx, 3, len(cmd) + 2, 0, len(cmd), cmd),), E.PF_FINAL, 6, 6),
                         st.integers(0, 1), st.one_of(st.just(COMMAND), mutated(COMMAND),
                                                      st.just(G.c_store_rsp(7, G.CT_STORAGE, "1.2.3.4.5", 0xA700))),
                         st.sampled_from((1, 3, 2)))

@@ -260,6 +260,7 @@ cdef struct Flow:
     long long synack_ts
     long long ack_ts
     long long last_ts
+    long long last_frame  # frame of its latest packet (the LRU order)
     Dir dirs[2]
     Flow *older  # LRU list: least recently active first
     Flow *newer

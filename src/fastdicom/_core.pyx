@@ -421,7 +421,7 @@ cdef class Engine:
     cdef Py_ssize_t _n_ifaces, _ifaces_cap
     cdef bint _damaged
     cdef long long _damage_at, _last_ts_sec, _frame, _ts, _need_at_end
-    cdef bint _finished
+    cdef bint _finished, _at_eof
     cdef uint8_t _linktypes_warned[8192]  # bitmap of link types already reported
     cdef bint _frag_warned, _table_full_warned
 
@@ -523,6 +523,7 @@ cdef class Engine:
         buf_free(&self._carry)
         self._foff += self._pos
         self._pos = 0
+        self._at_eof = True  # what is released now comes after the last frame
         while self._oldest != NULL:
             fl = self._oldest
             self._end_flow(fl, END_EOF, self._frame, self._ts)
@@ -1197,6 +1198,7 @@ cdef class Engine:
                 self._drop(fl)
                 fl = self._new_flow(key, h, ipver, ipa, pa, ipb, pb, is_port, frame, ts)
         fl.last_ts = ts
+        fl.last_frame = frame
         if fl.state != F_LIVE:
             self.cnt[CT_DICOM_PACKETS if fl.confirmed else CT_OTHER_TCP_PACKETS] += 1
             return 0
@@ -2141,7 +2143,8 @@ cdef class Engine:
                 _tuple_set(pieces, k, d.pieces[k])  # the tuple takes our reference
             d.pieces_n = 0
             self._events.append((EV_PDATA, fl.id, dir_of(fl, side), 4, d.pdu_len, d.pdu_off,
-                                 d.f0, d.f1, d.t0, d.t1, pieces, flags))
+                                 d.f0, d.f1, d.t0, d.t1, pieces, flags,
+                                 self._frame + self._at_eof, fl.last_frame))
         else:
             dir_drop_pieces(d)
         d.pieces_n = 0

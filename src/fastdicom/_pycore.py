@@ -296,7 +296,7 @@ class _Flow:
     __slots__ = (
         "id", "key", "ipver", "ip", "port", "is_port", "state", "confirmed",
         "client", "syn_side", "synack_side", "isn", "syn_ts", "synack_ts",
-        "ack_ts", "last_ts", "dirs", "heuristic_only",
+        "ack_ts", "last_ts", "last_frame", "dirs", "heuristic_only",
     )
 
     def __init__(self, fid, key, ipver, ip_a, port_a, ip_b, port_b, is_port):
@@ -317,6 +317,7 @@ class _Flow:
         self.synack_ts = -1
         self.ack_ts = -1
         self.last_ts = 0
+        self.last_frame = 0  # frame of its latest packet (the LRU order)
         self.dirs = (_Dir(), _Dir())
 
 
@@ -396,6 +397,7 @@ class Engine:
         self._frame = 0
         self._ts = 0
         self._finished = False
+        self._at_eof = False
 
         self._flows = OrderedDict()  # key -> _Flow, least recently active first
         self._next_id = 0
@@ -440,6 +442,7 @@ class Engine:
                          self._need_at_end)
         self._buf = bytearray()
         self._pos = 0
+        self._at_eof = True  # what is released now comes after the last frame
         for fl in list(self._flows.values()):
             self._end_flow(fl, END_EOF, self._frame, self._ts, remove=True)
         self._finished = True
@@ -932,6 +935,7 @@ class Engine:
                 del self._flows[key]
                 fl = self._new_flow(key, ipver, ipa, pa, ipb, pb, fl.is_port, frame, ts)
         fl.last_ts = ts
+        fl.last_frame = frame
         if fl.state != F_LIVE:
             self.counters["other_tcp_packets" if not fl.confirmed else "dicom_packets"] += 1
             return
@@ -1603,7 +1607,8 @@ class Engine:
     def _flush_pieces(self, fl, side, d, flags):
         if fl.confirmed:
             self._events.append((EV_PDATA, fl.id, self._dir(fl, side), 4, d.pdu_len, d.pdu_off,
-                                 d.f0, d.f1, d.t0, d.t1, tuple(d.pieces), flags))
+                                 d.f0, d.f1, d.t0, d.t1, tuple(d.pieces), flags,
+                                 self._frame + self._at_eof, fl.last_frame))
         d.pieces = []
         d.pieces_bytes = 0
 

@@ -206,6 +206,7 @@ class Decoder:
         self._open_pdata = {}  # (flow, direction) -> PduRecord or True
         self._cur_pdvs = None  # list of PdvInfo of the P-DATA being decoded
         self._cur_pdv = None
+        self._release = (0, 0)  # of the P-DATA event being decoded
         self._hooks = {}
         for name in ("on_association_start", "on_association_end", "on_pdu", "on_command",
                      "on_transfer_start", "on_data", "on_transfer_end", "on_operation",
@@ -444,7 +445,8 @@ class Decoder:
                         count=len(missing), ids=ids)
 
     def _ev_pdata(self, ev):
-        _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags = ev
+        _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags, release, flow_last = ev
+        self._release = (release, flow_last)
         fl = self.flows[fid]
         self._tick(t1)
         key = (fid, direction)
@@ -711,6 +713,7 @@ class Decoder:
 
     def transfer_start(self, t: DataSetTransfer):
         t.index = self.transfer_count
+        t.release = self._release
         self.transfer_count += 1
         a = t.association
         a.transfers += 1

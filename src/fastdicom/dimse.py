@@ -247,6 +247,10 @@ class DataSetTransfer:
     hasher: object = None
     sink_state: dict = field(default_factory=dict)  # per-sink scratch (e.g. export file)
     index: int = 0  # order of appearance in the capture
+    # (frame whose processing released its first bytes, latest frame of its
+    # connection then): sorting by it, then by index, gives the order of
+    # appearance of transfers decoded by several workers (see batch.merge)
+    release: tuple = (0, 0)
     operation: object = None
     sop_class_uid: str | None = None  # from the command, else from the data set
     sop_instance_uid: str | None = None

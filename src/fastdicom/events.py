@@ -18,14 +18,19 @@ Layouts (``dir`` is 0 for client to server, 1 for server to client)::
         a whole non-P-DATA PDU; ``body`` is the bytes after the 6-byte header
 
     (EV_PDATA, flow, dir, 4, pdu_length, stream_offset,
-     frame_first, frame_last, ts_first, ts_last, pieces, flags)
+     frame_first, frame_last, ts_first, ts_last, pieces, flags,
+     release_frame, flow_last_frame)
         PDV pieces of one P-DATA-TF PDU.  A large PDU comes as several events;
         the last one has ``flags & PF_FINAL``.  Each piece is
         ``(context_id, control_header, pdv_length, offset, length, data)``:
         bytes ``offset .. offset+length`` of the PDV's value field (the
         fragment after the 2 header bytes).  ``data`` holds the first
         ``len(data)`` of them: fewer when the engine's ``data_limit`` cut the
-        rest.
+        rest.  ``release_frame`` is the frame whose processing released the
+        event (the number of the last frame + 1 when the end of the capture
+        did) and ``flow_last_frame`` the connection's latest frame then:
+        events of connections decoded by different workers sort by the pair
+        into the order in which one engine emits them.
 
     (EV_GAP, flow, dir, stream_offset, size, frame, ts, resumed)
         ``size`` bytes were lost by the tap at ``stream_offset`` (size -1:

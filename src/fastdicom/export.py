@@ -162,7 +162,7 @@ class Exporter:
         self.total = 0
         self.cap_reported = False
         self.items = {}  # transfer index -> _Item
-        self.open = OrderedDict()  # transfer index -> file object (LRU)
+        self.open = OrderedDict()  # transfer index -> file descriptor (LRU)
         self.counts = {"written": 0, "partial": 0, "skipped_incomplete": 0, "skipped_small": 0,
                        "commands": 0, "capped": 0}
         self.files = []
@@ -219,23 +219,22 @@ class Exporter:
         fd = os.open(path, flags, 0o644)
         return os.fdopen(fd, "ab" if append else "wb")
 
-    def _file(self, idx, item):
-        f = self.open.get(idx)
-        if f is not None:
+    def _file(self, idx, item) -> int:
+        fd = self.open.get(idx)
+        if fd is not None:
             self.open.move_to_end(idx)
-            return f
+            return fd
         while len(self.open) >= self.max_open:
-            _, old = self.open.popitem(last=False)
-            old.close()
-        fd = os.open(item.tmp, os.O_WRONLY | os.O_APPEND | O_NOFOLLOW | O_BINARY)
-        f = os.fdopen(fd, "ab")
-        self.open[idx] = f
-        return f
+            os.close(self.open.popitem(last=False)[1])
+        # reopened for positioned writes (pwritev), so no O_APPEND
+        fd = os.open(item.tmp, os.O_WRONLY | O_NOFOLLOW | O_BINARY)
+        self.open[idx] = fd
+        return fd
 
     def _close(self, idx):
-        f = self.open.pop(idx, None)
-        if f is not None:
-            f.close()
+        fd = self.open.pop(idx, None)
+        if fd is not None:
+            os.close(fd)
 
     # ---------------------------------------------------------- decoder sink
     def bind(self, decoder):
@@ -267,13 +266,12 @@ class Exporter:
         self._io(self._w_open, t.index, item, meta)
 
     def _w_open(self, idx, item, meta):
-        f = self._open_new(item.tmp)
-        self.open[idx] = f
+        fd = os.open(item.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, 0o644)
+        self.open[idx] = fd
         while len(self.open) > self.max_open:
-            _, old = self.open.popitem(last=False)
-            old.close()
+            os.close(self.open.popitem(last=False)[1])
         if meta:
-            f.write(meta)
+            _pwrite_all(fd, [meta], 0)
 
     def on_data(self, t: DataSetTransfer, offset: int, data):
         item = self.items.get(t.index)
@@ -308,17 +306,16 @@ class Exporter:
             item.pending_len = 0
 
     def _w_write(self, idx, item, offset, pieces):
-        f = self._file(idx, item)
+        fd = self._file(idx, item)
         if offset != item.written:
-            # a hole lost by the tap: keep positions (the file is .partial anyway)
-            f.flush()
-            f.seek(item.meta_len + offset)
+            # a hole lost by the tap: positions are kept (the file is .partial anyway)
             item.hasher = None
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if item.hasher is not None:
-            item.hasher.update(data)
-        f.write(data)
-        item.written = offset + len(data)
+            for p in pieces:
+                item.hasher.update(p)
+        # straight from the decoder's buffers to the file: no joined copy
+        _pwrite_all(fd, pieces, item.meta_len + offset)
+        item.written = offset + sum(map(len, pieces))
 
     def _cap(self, t, item):
         item.dropped = True
@@ -455,8 +452,8 @@ class Exporter:
             self._q.put(None)
             self._thread.join()
             sys.setswitchinterval(self._switch)
-        for f in self.open.values():
-            f.close()
+        for fd in self.open.values():
+            os.close(fd)
         self.open.clear()
         for item in self.items.values():
             self._unlink(item.tmp)
@@ -598,6 +595,29 @@ class Exporter:
 
 
 COPY_CHUNK = 1 << 20
+IOV_MAX = 1024  # pieces per pwritev call (POSIX guarantees at least 16, Linux takes 1024)
+
+
+def _pwrite_all(fd: int, pieces, pos: int) -> None:
+    """Write ``pieces`` (bytes-like) at ``pos``, one system call per
+    IOV_MAX pieces; a short write is finished piece by piece."""
+    pwritev = getattr(os, "pwritev", None)
+    for i in range(0, len(pieces), IOV_MAX):
+        group = pieces[i:i + IOV_MAX]
+        want = sum(map(len, group))
+        done = pwritev(fd, group, pos) if pwritev is not None else 0
+        if done < want:
+            rest = memoryview(b"".join(group))[done:]
+            while rest:
+                n = os.pwrite(fd, rest, pos + done) if hasattr(os, "pwrite") else _seek_write(fd, rest, pos + done)
+                rest = rest[n:]
+                done += n
+        pos += want
+
+
+def _seek_write(fd: int, data, pos: int) -> int:
+    os.lseek(fd, pos, os.SEEK_SET)
+    return os.write(fd, data)
 
 
 def _data_ranges(fd: int):
