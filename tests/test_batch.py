@@ -25,6 +25,7 @@ PORTS = tuple(sorted({p for n in REAL_CAPTURES
                       for p in json.loads((REAL / f"{n}.truth.json").read_text())["ports"]}))
 OPTIONS = BatchOptions(ports=PORTS)
 TIMING = ("seconds", "started", "finished", "worker")  # captures columns that differ run to run
+HOW = TIMING + ("attempts", "partitions")  # ... and those that say how the batch ran
 BIG = "big_store.pcap"
 N_FOUND = len(REAL_CAPTURES) + 4  # + the gzip copy, the duplicate, the corrupt and the damaged files
 N_OK = len(REAL_CAPTURES) + 2  # + the gzip copy and the damaged file (its damage is expert info)
@@ -87,7 +88,7 @@ def table_rows(out, name, drop=()):
 
 def assert_same_output(a, b):
     for name in batch.TABLES + ("captures",):
-        drop = TIMING + ("attempts",) if name == "captures" else ()
+        drop = HOW if name == "captures" else ()
         ca, ra = table_rows(a, name, drop)
         cb, rb = table_rows(b, name, drop)
         assert ca == cb, name
@@ -301,6 +302,18 @@ def test_local_worker_killed(local_run, inputs, tmp_path):
     assert_same_output(local_run[0], out)
 
 
+def test_local_worker_killed_in_a_partition(local_run, inputs, tmp_path):
+    out = tmp_path / "killed-partition"
+    marker = tmp_path / "died"
+    r = run_batch([inputs], out, workers=2, options=OPTIONS, task=DieOnce(BIG, marker),
+                  partition_bytes=1)
+    assert marker.exists()
+    rows = {row["capture"]: row for row in r.rows}
+    assert (r.analysed, r.failed) == (N_OK, 1)
+    assert rows[BIG]["partitions"] == 2 and rows[BIG]["attempts"] == 2
+    assert_same_output(local_run[0], out)
+
+
 def test_local_worker_always_dies(inputs, tmp_path):
     out = tmp_path / "dies"
     names = ["echo_dcmtk.pcap", "negotiation.pcap", "nservices.pcap", "multi_pdv.pcap"]
@@ -320,11 +333,69 @@ def test_dask_output_identical_to_local(cluster, local_run, inputs, tmp_path):
     assert (r.analysed, r.failed, r.duplicates) == (N_OK, 1, 1)
     workers = {row["worker"] for row in r.rows if row["worker"]}
     assert len(workers) == 2  # both worker processes took captures
+    assert {row["partitions"] for row in r.rows} == {1}  # small captures: one task each
     assert_same_output(local_run[0], out)
     assert parts(out) == parts(local_run[0])
     # resumed on Dask: nothing to do
     r = run_batch([inputs], out, dask=cluster.scheduler_address, options=OPTIONS)
     assert (r.analysed, r.skipped) == (0, N_OK)
+
+
+def test_dask_connection_partitions_identical_to_local(cluster, local_run, inputs, tmp_path):
+    """Every uncompressed capture split by connection into one task per
+    worker plus a merge task: the same tables as one task per capture."""
+    out = tmp_path / "dask-partitions"
+    r = run_batch([inputs], out, dask=cluster.scheduler_address, options=OPTIONS, partition_bytes=1)
+    assert (r.analysed, r.failed, r.duplicates) == (N_OK, 1, 1)
+    split = {row["capture"]: row["partitions"] for row in r.rows}
+    assert split["query_retrieve.pcap.gz"] == 1  # compressed: read once, one task
+    assert split[BIG] == 2 and sum(n == 2 for n in split.values()) == len(REAL_CAPTURES) + 2
+    workers = {w for row in r.rows if row["worker"] for w in row["worker"].split(",")}
+    assert len(workers) == 2
+    assert_same_output(local_run[0], out)
+    assert parts(out) == parts(local_run[0])  # no staging left behind
+
+
+def test_local_connection_partitions_on_damaged_traffic(tmp_path):
+    """Shares merged in the order of one decoder even where reordered, lost and
+    duplicated segments decide when a data set appears, and whatever the
+    number of shares."""
+    from mutations import mutate
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("concurrent", "query_retrieve", "big_store", "multi_pdv"):
+        data = (REAL / f"{name}.pcap").read_bytes()
+        for mode in ("reorder", "drop", "dup", "midstream"):
+            (d / f"{name}_{mode}.pcap").write_bytes(mutate(data, mode))
+    one = tmp_path / "one"
+    r = run_batch([d], one, workers=1, options=OPTIONS)
+    assert r.analysed == 16 and {row["partitions"] for row in r.rows} == {1}
+    for n in (2, 3):
+        out = tmp_path / f"split{n}"
+        r = run_batch([d], out, workers=n, options=OPTIONS, partition_bytes=1)
+        assert r.analysed == 16 and {row["partitions"] for row in r.rows} == {n}
+        assert_same_output(one, out)
+        assert not (out / batch.STAGING).exists()
+    # the order of appearance needs the engine's release frames: the frame
+    # that ended an object's first PDU is not enough on these captures
+    objs = q(f"select capture, index, frame_first from '{one}/objects/**/*.parquet'")
+    by_frame = {}
+    for cap, index, frame in objs:
+        by_frame.setdefault(cap, []).append((frame, index))
+    assert any([i for _, i in sorted(v)] != sorted(i for _, i in v) for v in by_frame.values())
+
+
+def test_partition_failure_is_one_error_row(inputs, tmp_path):
+    out = tmp_path / "bad"
+    r = run_batch([inputs / "corrupt.pcap", inputs / "echo_dcmtk.pcap"], out, workers=2,
+                  options=OPTIONS, partition_bytes=1)
+    rows = {row["capture"]: row for row in r.rows}
+    assert rows["corrupt.pcap"]["status"] == "error" and rows["corrupt.pcap"]["partitions"] == 2
+    assert rows["corrupt.pcap"]["error"].startswith("corrupt.pcap: ")
+    assert rows["echo_dcmtk.pcap"]["status"] == "ok"
+    assert q(f"select count(*) from '{out}/captures/**/*.parquet'")[0][0] == 2
+    assert not (out / batch.STAGING).exists()
 
 
 def test_dask_worker_killed_and_task_failing(cluster, local_run, inputs, tmp_path):
@@ -334,7 +405,9 @@ def test_dask_worker_killed_and_task_failing(cluster, local_run, inputs, tmp_pat
     killed, failed = tmp_path / "killed", tmp_path / "failed"
     with Client(cluster.scheduler_address) as client:
         pids_before = set(client.run(os.getpid).values())
-        r = run_batch([inputs], out, dask=client, options=OPTIONS, task=DieOnce(BIG, killed))
+        # split by connection: a share's worker dies after writing its tables
+        r = run_batch([inputs], out, dask=client, options=OPTIONS, task=DieOnce(BIG, killed),
+                      partition_bytes=1)
         assert killed.exists()
         assert (r.analysed, r.failed) == (N_OK, 1)
         client.wait_for_workers(2, timeout=60)

@@ -783,6 +783,8 @@ class Capture:
         self._source = _Source(source, name, self._workdir)
         self._data = _SpoolData(self._source, self._options, self._workdir)
         self._analysis: _Analysis | None = None
+        # (k, n): only the connections of share k of n (a batch task, see batch.merge_partitions)
+        self._partition = (0, 1)
 
     # --- life cycle
     def __enter__(self) -> Capture:
@@ -809,7 +811,8 @@ class Capture:
                 raise ValueError("the capture is closed")
             sink = _summary.SummarySink()
             dec = Decoder([sink], hash_data=self._hash_data)
-            info = _run(self._source, dec, self._options, tap=tap)
+            dec.drop_capture_level = self._partition[0] != 0  # share 0 reports the file's own conditions
+            info = _run(self._source, dec, self._options, self._partition, tap=tap)
             self._analysis = _Analysis(dec, info, sink)
         return self._analysis
 

@@ -34,6 +34,19 @@ made with the same options (ports, heuristic, export, table layout).  Failed
 captures are tried again.  Files with the same content are analysed once (the
 other paths are listed in ``captures.duplicates``).
 
+Big captures
+------------
+An uncompressed capture of ``partition_bytes`` (256 MiB) or more is analysed
+by several tasks, at most one per worker, each taking the connections whose
+hash falls in its share (:func:`process_partition`; each reads the whole file
+through mmap, as ``summary --workers`` does).  A last task
+(:func:`merge_partitions`; on Dask it depends on the shares, locally the
+driver runs it) puts the shares' tables in the order and numbering one task
+gives (associations by the frame that completed their first PDU, objects
+numbered in the order the engine released their first bytes), so the output
+is the same however a capture was split; ``captures.partitions`` says how
+many shares there were.  With ``export``, a capture is one task.
+
 Failures
 --------
 A capture that cannot be read or analysed becomes an "error" row; the batch
@@ -56,7 +69,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -67,12 +80,15 @@ if TYPE_CHECKING:
     import pyarrow
 
 __all__ = ["BatchOptions", "BatchResult", "Job", "run_batch", "find_captures", "capture_id",
-           "process", "captures_schema", "TABLES", "SUFFIXES"]
+           "process", "process_partition", "merge_partitions", "captures_schema", "TABLES",
+           "SUFFIXES", "PARTITION_BYTES"]
 
 TABLES = ("associations", "operations", "objects", "expert")
 SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
-LAYOUT_VERSION = 1  # bump when a table's columns change: captures are then redone
+LAYOUT_VERSION = 2  # bump when a table's columns change: captures are then redone
 MAX_ATTEMPTS = 3  # worker deaths a capture may cause before it is recorded as failed
+PARTITION_BYTES = 256 << 20  # captures this big are split by connection over the workers
+STAGING = ".partitions"  # OUTDIR/.partitions/<capture_id>/<k>-of-<n>/<table>.parquet
 _HEAD = 1 << 20
 _SAMPLES, _SAMPLE = 16, 64 << 10
 
@@ -105,6 +121,7 @@ class Job:
     options: BatchOptions
     size: int = 0
     mtime: float = 0.0
+    part: tuple[int, int] = (0, 1)  # (k, n): share k of n of the capture's connections
 
 
 @dataclass
@@ -191,7 +208,7 @@ def captures_schema() -> pyarrow.Schema:
         ("expert", pa.int64()), ("pdus", pa.int64()), ("time_first", ts), ("time_last", ts),
         ("exported", pa.int64()), ("options", pa.string()), ("fastdicom", pa.string()),
         ("seconds", pa.float64()), ("started", ts), ("finished", ts), ("worker", pa.string()),
-        ("attempts", pa.int64()), ("duplicates", pa.list_(pa.string())),
+        ("attempts", pa.int64()), ("duplicates", pa.list_(pa.string())), ("partitions", pa.int64()),
     ])
 
 
@@ -205,7 +222,7 @@ def _row(job: Job, **kw: Any) -> dict[str, Any]:
     row: dict[str, Any] = {n: None for n in captures_schema().names}
     row.update(capture_id=job.capture_id, capture=os.path.basename(job.path), path=job.path,
                size=job.size, options=job.options.key(), fastdicom=__version__, attempts=1,
-               duplicates=[])
+               duplicates=[], partitions=job.part[1])
     row.update(kw)
     return row
 
@@ -214,19 +231,25 @@ def _row(job: Job, **kw: Any) -> dict[str, Any]:
 def _write_part(outdir: str, table_name: str, date: str, cid: str, table: pyarrow.Table) -> None:
     """Write one part under a temporary name, rename it, remove the capture's
     parts under other dates (idempotent)."""
-    import pyarrow.parquet as pq
-
     folder = os.path.join(outdir, table_name, f"date={date}")
     os.makedirs(folder, exist_ok=True)
     final = os.path.join(folder, f"part-{cid}.parquet")
-    tmp = os.path.join(folder, f".part-{cid}.{uuid.uuid4().hex}.tmp")
+    _write_parquet(table, final)
+    _remove_parts(outdir, table_name, cid, keep=final)
+
+
+def _write_parquet(table: pyarrow.Table, final: str) -> None:
+    """Write under a temporary name in the same folder, then rename."""
+    import pyarrow.parquet as pq
+
+    head, tail = os.path.split(final)
+    tmp = os.path.join(head, f".{tail}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, final)
     except BaseException:
         _unlink(tmp)
         raise
-    _remove_parts(outdir, table_name, cid, keep=final)
 
 
 def _remove_parts(outdir: str, table_name: str, cid: str, keep: str | None = None) -> None:
@@ -261,9 +284,11 @@ def process(job: Job) -> dict[str, Any]:
     """
     from . import api
 
+    if job.part[1] > 1:
+        return process_partition(job)
     started = time.time_ns()
     t0 = time.perf_counter()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = _worker_name()
     opts = job.options
     try:
         cap = api.open(job.path, opts.ports, opts.heuristic, name=os.path.basename(job.path))
@@ -272,13 +297,9 @@ def process(job: Job) -> dict[str, Any]:
         tables = api._tables(cap, {"capture_id": job.capture_id})
         exported = _export(cap, job) if opts.export else None
     except Exception as exc:  # noqa: BLE001 - any failure on one capture is recorded, never raised
-        msg = str(exc) if isinstance(exc, FastDicomError) else f"{type(exc).__name__}: {exc}"
-        name = os.path.basename(job.path)
-        if not msg.startswith(name + ":"):
-            msg = f"{name}: {msg}"
         for name in TABLES:
             _remove_parts(job.outdir, name, job.capture_id)
-        return _row(job, status="error", error=msg, seconds=time.perf_counter() - t0,
+        return _row(job, status="error", error=_failure(job, exc), seconds=time.perf_counter() - t0,
                     started=started, finished=time.time_ns(), worker=worker,
                     _date=_date(None, job.mtime))
     dec, info = an.decoder, an.info
@@ -295,6 +316,197 @@ def process(job: Job) -> dict[str, Any]:
                 expert=len(dec.expert), pdus=dec.pdu_count, time_first=dec.first_time,
                 time_last=dec.last_time, exported=exported, seconds=time.perf_counter() - t0,
                 started=started, finished=time.time_ns(), worker=worker, _date=date)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _failure(job: Job, exc: Exception) -> str:
+    """The ``captures.error`` text of an analysis that failed."""
+    msg = str(exc) if isinstance(exc, FastDicomError) else f"{type(exc).__name__}: {exc}"
+    name = os.path.basename(job.path)
+    return msg if msg.startswith(name + ":") else f"{name}: {msg}"
+
+
+# ------------------------------------------------------ connection partitions
+def process_partition(job: Job) -> dict[str, Any]:
+    """Analyse share ``k`` of ``n`` of a capture's connections (``job.part``):
+    the task run per partition of a big capture.
+
+    Each share reads the whole file (mmap) and decodes the connections whose
+    hash falls in it (as ``summary --workers``); share 0 alone reports the
+    file's own conditions and hashes its bytes.  Its tables go to
+    ``OUTDIR/.partitions/<capture_id>/<k>-of-<n>/``, with the keys that
+    :func:`merge_partitions` orders them by: ``_seen_frame`` (associations:
+    the frame that completed their first PDU) and ``_release_frame``,
+    ``_flow_last_frame`` (objects: see ``events.EV_PDATA``).  Returns a small
+    dict of the share's counts, or its ``error``.
+    """
+    import pyarrow as pa
+
+    from . import api
+
+    k, n = job.part
+    started = time.time_ns()
+    res: dict[str, Any] = {"part": k, "error": None, "started": started, "worker": _worker_name()}
+    opts = job.options
+    try:
+        cap = api.open(job.path, opts.ports, opts.heuristic, name=os.path.basename(job.path))
+        cap._partition = job.part
+        sha = hashlib.sha256() if k == 0 else None
+        an = cap._analyse(tap=None if sha is None else sha.update)
+        tables = api._tables(cap, {"capture_id": job.capture_id})
+    except Exception as exc:  # noqa: BLE001 - recorded by merge_partitions
+        res["error"] = _failure(job, exc)
+        return res
+    dec, info = an.decoder, an.info
+    i64 = pa.int64()
+    tables["associations"] = tables["associations"].append_column(
+        "_seen_frame", pa.array([getattr(a, "seen_frame", 0) for a in dec.associations], i64))
+    tables["objects"] = tables["objects"].append_column(
+        "_release_frame", pa.array([t.release[0] for t in dec.objects], i64)).append_column(
+        "_flow_last_frame", pa.array([t.release[1] for t in dec.objects], i64))
+    folder = os.path.join(job.outdir, STAGING, job.capture_id, f"{k}-of-{n}")
+    os.makedirs(folder, exist_ok=True)
+    for name in TABLES:
+        _write_parquet(tables[name], os.path.join(folder, f"{name}.parquet"))
+    stats = info.stats or {}
+    cap.close()
+    res.update(sha256=None if sha is None else sha.hexdigest(), gzip=info.compressed,
+               read_bytes=info.read_bytes, format=stats.get("format"), frames=stats.get("frames"),
+               pdus=dec.pdu_count, time_first=dec.first_time, time_last=dec.last_time)
+    return res
+
+
+def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
+    """Merge the shares of a capture (:func:`process_partition` results) into
+    its parts under ``OUTDIR``: the same tables one task gives, whatever the
+    number of shares.  Returns the capture's ``captures`` row."""
+    import pyarrow.parquet as pq
+
+    n = job.part[1]
+    staging = os.path.join(job.outdir, STAGING, job.capture_id)
+    parts = tuple(sorted(parts, key=lambda r: r["part"]))
+    started = min(r["started"] for r in parts)
+    workers = ",".join(sorted({r["worker"] for r in parts}))
+    error = next((r["error"] for r in parts if r["error"]), None)
+    if error is not None:
+        for name in TABLES:
+            _remove_parts(job.outdir, name, job.capture_id)
+        _remove_staging(job)
+        return _row(job, status="error", error=error, seconds=(time.time_ns() - started) / 1e9,
+                    started=started, finished=time.time_ns(), worker=workers,
+                    _date=_date(None, job.mtime))
+    shares = [{name: pq.read_table(os.path.join(staging, f"{k}-of-{n}", f"{name}.parquet"))
+               for name in TABLES} for k in range(n)]
+    tables = _merge_tables(shares)
+    firsts = [r["time_first"] for r in parts if r["time_first"] is not None]
+    lasts = [r["time_last"] for r in parts if r["time_last"] is not None]
+    time_first = min(firsts) if firsts else None
+    date = _date(time_first, job.mtime)
+    for name in TABLES:
+        _write_part(job.outdir, name, date, job.capture_id, tables[name])
+    _remove_staging(job)
+    head = parts[0]
+    objects = tables["objects"]
+    return _row(job, status="ok", sha256=head["sha256"], gzip=head["gzip"],
+                read_bytes=head["read_bytes"], format=head["format"], frames=head["frames"],
+                associations=tables["associations"].num_rows,
+                operations=tables["operations"].num_rows, objects=objects.num_rows,
+                objects_complete=sum(1 for c in objects["complete"].to_pylist() if c),
+                expert=tables["expert"].num_rows, pdus=sum(r["pdus"] for r in parts),
+                time_first=time_first, time_last=max(lasts) if lasts else None,
+                seconds=(time.time_ns() - started) / 1e9, started=started,
+                finished=time.time_ns(), worker=workers, _date=date)
+
+
+def _remove_staging(job: Job) -> None:
+    top = os.path.join(job.outdir, STAGING)
+    shutil.rmtree(os.path.join(top, job.capture_id), ignore_errors=True)
+    try:
+        os.rmdir(top)  # when no other capture is in progress
+    except OSError:
+        pass
+
+
+def _merge_tables(shares: list[dict[str, pyarrow.Table]]) -> dict[str, pyarrow.Table]:
+    """One capture's tables from those of its shares, in the order and with
+    the numbering of one decoder (``Decoder._canonical_order``):
+    associations by the frame that completed their first PDU, operations by
+    association, objects by the frame that ended them and numbered
+    (``index``) in order of appearance, expert infos by frame."""
+    import pyarrow as pa
+
+    def column(k: int, table: str, name: str, cast: Any = None) -> list[Any]:
+        c = shares[k][table][name]
+        return (c.cast(cast) if cast is not None else c).to_pylist()
+
+    i64 = pa.int64()
+    offsets: dict[str, list[int]] = {}
+    for table in TABLES:
+        offsets[table], at = [], 0
+        for s in shares:
+            offsets[table].append(at)
+            at += s[table].num_rows
+
+    def gather(table: str, order: list[tuple[int, int]], **replace: list[Any]) -> pyarrow.Table:
+        whole = pa.concat_tables([s[table] for s in shares])
+        t = whole.take(pa.array([offsets[table][k] + pos for k, pos in order], i64))
+        for name, values in replace.items():
+            t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, t.schema.field(name).type))
+        return t.drop_columns([c for c in t.column_names if c.startswith("_")])
+
+    # associations: the key of decoder.association_order
+    keyed = []
+    for k in range(len(shares)):
+        assoc = zip(column(k, "associations", "_seen_frame"), column(k, "associations", "start_frame"),
+                    column(k, "associations", "client"), column(k, "associations", "server"),
+                    column(k, "associations", "start", i64), column(k, "associations", "id"))
+        for pos, (seen, frame, client, server, start, aid) in enumerate(assoc):
+            keyed.append(((seen or 0, frame or 0, client or "", server or "", start or 0), k, pos, aid))
+    keyed.sort()
+    new_id = {(k, aid): i for i, (_, k, _, aid) in enumerate(keyed)}
+
+    def remap(k: int, table: str) -> list[Any]:
+        return [None if a is None else new_id[k, a] for a in column(k, table, "association")]
+
+    out = {"associations": gather("associations", [(k, pos) for _, k, pos, _ in keyed],
+                                  id=list(range(len(keyed))))}
+    ops = sorted((a, k, pos) for k in range(len(shares)) for pos, a in enumerate(remap(k, "operations")))
+    out["operations"] = gather("operations", [(k, pos) for _, k, pos in ops], association=[a for a, _, _ in ops])
+    # objects: ordered by the frame that ended them, numbered in order of appearance
+    rows: list[tuple[tuple[int, ...], tuple[int, ...], int | None]] = []
+    for k in range(len(shares)):
+        for pos, (last, a, release, flow_last, index) in enumerate(zip(
+                column(k, "objects", "frame_last"), remap(k, "objects"),
+                column(k, "objects", "_release_frame"), column(k, "objects", "_flow_last_frame"),
+                column(k, "objects", "index"))):
+            rows.append(((release, flow_last, k, index), (last, -1 if a is None else a, k, pos), a))
+    appearance = {r[1]: i for i, r in enumerate(sorted(rows))}
+    rows.sort(key=lambda r: r[1])
+    out["objects"] = gather("objects", [(r[1][2], r[1][3]) for r in rows],
+                            association=[r[2] for r in rows], index=[appearance[r[1]] for r in rows])
+    exp: list[tuple[tuple[Any, ...], int | None]] = []
+    for k in range(len(shares)):
+        for pos, (frame, a) in enumerate(zip(column(k, "expert", "frame"), remap(k, "expert"))):
+            exp.append(((frame is None, frame or 0, -1 if a is None else a, k, pos), a))
+    exp.sort(key=lambda r: r[0])
+    out["expert"] = gather("expert", [(r[0][3], r[0][4]) for r in exp], association=[r[1] for r in exp])
+    return out
+
+
+def partitions(job: Job, partition_bytes: int, slots: int) -> int:
+    """How many shares a capture is analysed in: one per ``partition_bytes``,
+    at most ``slots`` (the workers); one for a compressed or non-regular file
+    and with ``export`` (exported files are numbered per capture)."""
+    from .capture import partitionable
+
+    if slots < 2 or partition_bytes <= 0 or job.size < partition_bytes or job.options.export:
+        return 1
+    if not partitionable([job.path]):
+        return 1
+    return max(1, min(slots, -(-job.size // partition_bytes)))
 
 
 def _export(cap: Any, job: Job) -> int:
@@ -324,7 +536,7 @@ def _error_row(job: Job, why: str, attempts: int = 1) -> dict[str, Any]:
 
 
 def _run_local(jobs: Sequence[Job], workers: int, task: Task,
-               on_result: Callable[[dict[str, Any]], None]) -> None:
+               on_result: Callable[[Job, dict[str, Any]], None]) -> None:
     """A ProcessPoolExecutor with at most ``workers`` tasks in flight.
 
     When a worker process dies the pool breaks and every task in flight
@@ -337,16 +549,16 @@ def _run_local(jobs: Sequence[Job], workers: int, task: Task,
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
     pending = deque(jobs)
     suspects: deque[Job] = deque()  # in flight when a worker died: run alone
-    deaths: dict[str, int] = {}  # worker deaths charged to a capture
-    tries: dict[str, int] = {}
+    deaths: dict[tuple[str, tuple[int, int]], int] = {}  # worker deaths charged to a task
+    tries: dict[tuple[str, tuple[int, int]], int] = {}
 
     def submit(pool: Any, job: Job) -> Any:
-        tries[job.capture_id] = tries.get(job.capture_id, 0) + 1
+        tries[job.capture_id, job.part] = tries.get((job.capture_id, job.part), 0) + 1
         return pool.submit(task, job)
 
     def finish(job: Job, row: dict[str, Any]) -> None:
-        row["attempts"] = tries.get(job.capture_id, 1)
-        on_result(row)
+        row["attempts"] = tries.get((job.capture_id, job.part), 1)
+        on_result(job, row)
 
     while pending or suspects:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -361,7 +573,7 @@ def _run_local(jobs: Sequence[Job], workers: int, task: Task,
                     running[submit(pool, job)] = job
                     return True
                 except BrokenProcessPool:
-                    tries[job.capture_id] -= 1
+                    tries[job.capture_id, job.part] -= 1
                     source.appendleft(job)
                     return False
 
@@ -394,10 +606,11 @@ def _run_local(jobs: Sequence[Job], workers: int, task: Task,
                     lost.append(job)
             if len(lost) == 1:
                 job = lost[0]
-                n = deaths[job.capture_id] = deaths.get(job.capture_id, 0) + 1
+                n = deaths[job.capture_id, job.part] = deaths.get((job.capture_id, job.part), 0) + 1
                 if n >= MAX_ATTEMPTS:
-                    on_result(_error_row(job, f"{os.path.basename(job.path)}: the worker process "
-                                              f"died {n} times while analysing it", tries[job.capture_id]))
+                    on_result(job, _error_row(job, f"{os.path.basename(job.path)}: the worker process "
+                                                   f"died {n} times while analysing it",
+                                              tries[job.capture_id, job.part]))
                 else:
                     suspects.append(job)
             else:
@@ -405,27 +618,69 @@ def _run_local(jobs: Sequence[Job], workers: int, task: Task,
 
 
 def _run_dask(jobs: Sequence[Job], scheduler: Any, task: Task,
-              on_result: Callable[[dict[str, Any]], None]) -> None:
-    """One Dask task per capture on an existing cluster; Dask reschedules the
-    tasks of a worker that died, and ``retries`` covers exceptions."""
+              on_result: Callable[[Job, dict[str, Any]], None], partition_bytes: int) -> None:
+    """One Dask task per capture on an existing cluster, or, for a big
+    capture, one per connection partition and a merge task that depends on
+    them; Dask reschedules the tasks of a worker that died, and ``retries``
+    covers exceptions."""
     from distributed import Client, as_completed
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     token = uuid.uuid4().hex[:8]
     try:
-        futures = {client.submit(task, job, key=f"fastdicom-batch-{job.capture_id}-{token}",
-                                 retries=2): job for job in jobs}
+        slots = sum(client.nthreads().values())
+        futures = {}
+        for job in jobs:
+            key = f"fastdicom-batch-{job.capture_id}-{token}"
+            n = partitions(job, partition_bytes, slots)
+            if n == 1:
+                futures[client.submit(task, job, key=key, retries=2)] = job
+                continue
+            job = replace(job, part=(0, n))
+            shares = [client.submit(task, replace(job, part=(k, n)), key=f"{key}-{k}-of-{n}", retries=2)
+                      for k in range(n)]
+            futures[client.submit(merge_partitions, job, *shares, key=f"{key}-merge", retries=2)] = job
         for fut in as_completed(futures):
             job = futures[fut]
             try:
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker, or a task that kept failing
                 row = _error_row(job, f"{os.path.basename(job.path)}: {type(exc).__name__}: {exc}")
-            on_result(row)
+            on_result(job, row)
             fut.release()
     finally:
         if client is not scheduler:
             client.close()
+
+
+class _Shares:
+    """Local runs: the results of a partitioned capture's shares, merged
+    (in the driver) once all have come; other results pass through."""
+
+    def __init__(self, on_result: Callable[[dict[str, Any]], None]) -> None:
+        self.on_result = on_result
+        self.got: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def __call__(self, job: Job, row: dict[str, Any]) -> None:
+        k, n = job.part
+        if n == 1:
+            self.on_result(row)
+            return
+        if "part" not in row:  # the executor's error row: the worker died, or an exception
+            row = {"part": k, "error": row["error"], "started": time.time_ns(), "worker": "",
+                   "attempts": row.get("attempts", 1)}
+        got = self.got.setdefault(job.capture_id, {})
+        got[k] = row
+        if len(got) < n:
+            return
+        del self.got[job.capture_id]
+        base = replace(job, part=(0, n))
+        try:
+            merged = merge_partitions(base, *got.values())
+        except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+            merged = _error_row(base, f"{os.path.basename(job.path)}: {type(exc).__name__}: {exc}")
+        merged["attempts"] = max(r.get("attempts", 1) for r in got.values())
+        self.on_result(merged)
 
 
 class _Progress:
@@ -479,7 +734,8 @@ def _load_done(outdir: str) -> dict[str, str]:
 
 def run_batch(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str], *,
               workers: int | None = None, dask: Any = None, options: BatchOptions | None = None,
-              progress: bool | None = None, task: Task | None = None) -> BatchResult:
+              progress: bool | None = None, task: Task | None = None,
+              partition_bytes: int = PARTITION_BYTES) -> BatchResult:
     """Analyse captures into Parquet datasets under ``outdir`` (see the module docstring).
 
     Parameters
@@ -498,7 +754,12 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLik
     progress : bool, optional
         Show a progress bar on standard error (default: when it is a terminal).
     task : callable, optional
-        The task run per capture (default :func:`process`; tests wrap it).
+        The task run per capture or partition (default :func:`process`; tests wrap it).
+    partition_bytes : int
+        Captures of this size or more (uncompressed files, without
+        ``export``) are analysed as several tasks, one per share of their
+        connections, at most one per worker, then merged
+        (:func:`merge_partitions`): the same tables as one task.  0: never.
 
     Returns
     -------
@@ -575,10 +836,14 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLik
             on_result(row)
         if jobs:
             if dask is not None:
-                _run_dask(jobs, dask, task, on_result)
+                _run_dask(jobs, dask, task, lambda job, row: on_result(row), partition_bytes)
             else:
                 n = max(1, workers or os.cpu_count() or 1)
-                _run_local(jobs, min(n, len(jobs)), task, on_result)
+                units: list[Job] = []
+                for job in jobs:
+                    k = partitions(job, partition_bytes, n)
+                    units += [replace(job, part=(i, k)) for i in range(k)] if k > 1 else [job]
+                _run_local(units, min(n, len(units)), task, _Shares(on_result))
     finally:
         if bar is not None:
             bar.close()

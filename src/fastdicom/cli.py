@@ -249,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on this Dask scheduler instead (workers must see OUTDIR)")
     p.add_argument("--export", action="store_true",
                    help="also export every object as a Part 10 file under OUTDIR/files/")
+    p.add_argument("--partition-bytes", type=_size, default="256M", metavar="BYTES",
+                   help="an uncompressed capture of this size or more is analysed as several "
+                        "tasks, each with a share of its connections, then merged (the same "
+                        "tables); at most one task per worker; not with --export; 0: never "
+                        "(default: 256M)")
     p.add_argument("--ports", default="104, 11112", metavar="SPEC",
                    help="TCP ports that carry DICOM (default: \"104, 11112\")")
     p.add_argument("--no-heuristic", action="store_true",

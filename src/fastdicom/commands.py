@@ -347,7 +347,8 @@ def cmd_batch(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     opts = batch.BatchOptions(ports=ports, heuristic=not args.no_heuristic, export=args.export)
-    r = batch.run_batch(args.inputs, args.output, workers=args.workers, dask=args.dask, options=opts)
+    r = batch.run_batch(args.inputs, args.output, workers=args.workers, dask=args.dask, options=opts,
+                        partition_bytes=args.partition_bytes)
     print(f"{r.found} captures: {r.analysed} analysed, {r.skipped} already done, "
           f"{r.duplicates} duplicates, {r.failed} failed; {r.bytes / 1e6:,.1f} MB in "
           f"{r.seconds:.1f} s -> {args.output}", file=sys.stderr)
