@@ -238,3 +238,22 @@ def test_json_output_layout(capsys, command):
     buf = io.StringIO()
     summary.write_json(odd, buf)
     assert json.loads(buf.getvalue()) == json.loads(json.dumps(odd, default=str))
+
+
+def test_summary_text_lists_every_association(capsys, tmp_path):
+    """Hundreds of associations: every one has its row and its contexts,
+    in columns, with the JSON's counts."""
+    import pcapgen as G
+    convs = [G.store_conversation([f"1.2.3.{i}.1"], client_ae=f"CT{i:03d}",
+                                  client=(f"10.1.{i // 250}.{i % 250 + 1}", 40000 + i),
+                                  t0=1_700_000_000.0 + i * 0.01) for i in range(300)]
+    cap = tmp_path / "many.pcap"
+    cap.write_bytes(G.pcap(*convs))
+    code, out, _ = run(capsys, "summary", str(cap))
+    assert code == 0
+    rows = [ln for ln in out.splitlines() if " → 10.0.0.2:104 " in ln]
+    assert len(rows) == 300
+    assert [int(r.split()[0]) for r in rows] == list(range(300))
+    assert all("accepted  released" in r for r in rows)
+    assert sum(1 for ln in out.splitlines() if ln.startswith("Association ") and "presentation contexts" in ln) == 300
+    assert "C-STORE      300" in out

@@ -33,6 +33,17 @@ cdef extern from "Python.h":
     void _tuple_set "PyTuple_SET_ITEM"(object t, Py_ssize_t i, PyObject *o)
     object PyTuple_New(Py_ssize_t n)
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FD_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define FD_PREFETCH(p) ((void)0)
+    #endif
+    """
+    # a hint to the CPU: fetch this cache line now (never faults, even past the end)
+    void FD_PREFETCH(const void *p) nogil
+
 cdef extern from "<arpa/inet.h>" nogil:
     const char *inet_ntop(int af, const void *src, char *dst, unsigned int size)
     enum:
@@ -738,6 +749,10 @@ cdef class Engine:
         ts = sec * NS + (frac if self._nano else frac * 1000)
         self._last_ts_sec = sec
         self._pos = p + 16 + incl
+        # the next record's header and its link/IP/TCP headers travel from
+        # memory while this one is decoded (the mmap'd file is not in cache)
+        FD_PREFETCH(buf + p + 16 + incl)
+        FD_PREFETCH(buf + p + 16 + incl + 64)
         self._record(self._linktype, ts, buf + p + 16, incl, lmax(orig, incl))
         return 1
 

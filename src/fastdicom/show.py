@@ -37,17 +37,6 @@ def safe_text(s) -> str:
                    (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in s)
 
 
-def safe_doc(doc):
-    """A JSON-like document with every string passed through ``safe_text``."""
-    if isinstance(doc, str):
-        return safe_text(doc)
-    if isinstance(doc, dict):
-        return {k: safe_doc(v) for k, v in doc.items()}
-    if isinstance(doc, (list, tuple)):
-        return [safe_doc(v) for v in doc]
-    return doc
-
-
 def ae_pair(a):
     if a is None:
         return "?", "?"

@@ -352,9 +352,14 @@ def write_json(doc, out) -> None:
            ...
     """
     import json
+    from json.encoder import encode_basestring_ascii
 
     compact = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
     write = out.write
+    # the scalar members of expanded records, as the encoder writes them, without
+    # its per-call set-up (a record of an association has ~40 of them)
+    scalar = {str: encode_basestring_ascii, int: int.__repr__, bool: lambda b: "true" if b else "false",
+              type(None): lambda _: "null"}
 
     def expands(v) -> bool:
         """A container: a list of dicts or lists, or a dict holding a list of
@@ -366,6 +371,10 @@ def write_json(doc, out) -> None:
             or (isinstance(x, dict) and expands(x)) for x in v.values())
 
     def enc(v, pad: str) -> None:
+        fast = scalar.get(type(v))
+        if fast is not None:
+            write(fast(v))
+            return
         if not expands(v):
             write(compact(v))
             return
@@ -377,7 +386,7 @@ def write_json(doc, out) -> None:
                 write("\n" + inner if first else ",\n" + inner)
                 first = False
                 # keys as json writes them: 1 -> "1", None -> "null"
-                write((compact(k) if isinstance(k, str) else json.dumps({k: 0})[1:-4]) + ": ")
+                write((encode_basestring_ascii(k) if isinstance(k, str) else json.dumps({k: 0})[1:-4]) + ": ")
                 enc(x, inner)
             write("\n" + pad + "}")
         else:
@@ -472,124 +481,111 @@ def _reason(a: dict) -> str:
     return ""
 
 
-def _contexts_table(con, a, Table, Text, show_all: int = 8):
+def _contexts_table(a, show_all: int = 8):
     """Contexts of one association: those used or refused in full, the
     accepted-but-unused ones counted (the JSON lists them all)."""
+    from .show import safe_text
+    from .texttable import Styled, Table
+
     ctxs = a["contexts"]
     shown = ctxs if len(ctxs) <= show_all else [
         x for x in ctxs if x["pdvs"] or x["result"] != "accepted"]
-    ct = Table(title=f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
-               title_justify="left", show_edge=False, box=None, padding=(0, 1))
+    ct = Table(f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
+               rule=False, escape=safe_text)
     for col in ("id", "abstract syntax", "result", "transfer syntax", "PDVs"):
         ct.add_column(col)
     for x in shown:
         if x["result"] == "accepted":
-            res, ts = Text("accepted", style="green"), x["transfer_syntax_name"] or x["transfer_syntax"]
+            res, ts = Styled("accepted", "green"), x["transfer_syntax_name"] or x["transfer_syntax"]
         elif x["result"] == "rejected":
-            res = Text(f"rejected: {x['reason']}", style="red")
+            res = Styled(f"rejected: {x['reason']}", "red")
             ts = "proposed: " + ", ".join(uid_name(u) or u for u in x["proposed_transfer_syntaxes"])
         else:
-            res = Text("association rejected" if a["result"] == "rejected" else "no answer",
-                       style="yellow")
+            res = Styled("association rejected" if a["result"] == "rejected" else "no answer", "yellow")
             ts = "proposed: " + ", ".join(uid_name(u) or u for u in x["proposed_transfer_syntaxes"])
-        ct.add_row(str(x["id"]), x["abstract_syntax_name"] or x["abstract_syntax"] or "?", res, ts,
+        ct.add_row(str(x["id"]), x["abstract_syntax_name"] or x["abstract_syntax"] or "?", res, ts or "",
                    str(x["pdvs"] or ""))
-    con.print(ct)
-    hidden = len(ctxs) - len(shown)
-    if hidden:
-        con.print(f"  and {hidden} more accepted contexts that carried no data (--format json lists them)")
-
-
-def _plain_table(Table, Text):
-    """rich's Table, with every title and cell given as a string taken as plain
-    text (rich would read ``[bold]`` in an AE title as markup)."""
-
-    def plain(x):
-        return Text(x) if isinstance(x, str) else x
-
-    class PlainTable(Table):
-        def __init__(self, *args, title=None, **kw):
-            super().__init__(*args, title=plain(title), **kw)
-
-        def add_column(self, header="", *args, **kw):
-            super().add_column(plain(header), *args, **kw)
-
-        def add_row(self, *cells, **kw):
-            super().add_row(*(plain(c) for c in cells), **kw)
-
-    return PlainTable
+    return ct, len(ctxs) - len(shown)
 
 
 def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> None:
-    """The readable report (rich tables; plain text when not on a terminal)."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    """The readable report: plain columns, coloured on a terminal."""
+    from functools import partial
 
-    from .show import safe_doc
+    from .show import safe_text
+    from .texttable import Styled, paint
+    from .texttable import Table as _Table
 
-    # wire values (AE titles, UIDs, comments, file names) reach the terminal with
-    # their control characters escaped, and only as Text: never read as markup
-    doc = safe_doc(doc)
-    Table = _plain_table(Table, Text)
-    tty = hasattr(out, "isatty") and out.isatty() and not to_file
-    con = Console(file=out, force_terminal=tty, no_color=not tty, width=None if tty else 160,
-                  highlight=False, soft_wrap=False, markup=False, emoji=False)
+    # wire values (AE titles, UIDs, comments, file names) reach the terminal
+    # with their control characters escaped; tables never read markup
+    Table = partial(_Table, escape=safe_text)
+    color = hasattr(out, "isatty") and out.isatty() and not to_file
+    lines: list[str] = []
+    emit = lines.append
+
+    def table(t):
+        lines.extend(t.lines(color))
+
     c = doc["counts"]
-    caps = ", ".join(x["name"] for x in doc["captures"])
+    caps = safe_text(", ".join(x["name"] for x in doc["captures"]))
     dur = None
     if doc["time_first"] is not None and doc["time_last"] is not None:
         dur = doc["time_last"] - doc["time_first"]
-    con.print(Text(f"fastdicom {doc['fastdicom']}: {caps}", style="bold"))
+    emit(paint(f"fastdicom {doc['fastdicom']}: {caps}", "bold", color))
     frames = sum((x["stats"] or {}).get("frames", 0) for x in doc["captures"])
-    con.print(f"{frames} frames, {c['pdus']} PDUs over {_fmt_secs(dur) or '0 s'}; "
-              f"{c['associations']} associations, {c['operations']} operations, "
-              f"{c['objects']} objects ({c['objects_complete']} complete)")
-    con.print()
+    emit(f"{frames} frames, {c['pdus']} PDUs over {_fmt_secs(dur) or '0 s'}; "
+         f"{c['associations']} associations, {c['operations']} operations, "
+         f"{c['objects']} objects ({c['objects_complete']} complete)")
+    emit("")
 
-    t = Table(title="Associations", title_justify="left", show_lines=False)
+    t = Table("Associations")
     for col in ("#", "client → server", "calling → called", "result", "end", "duration",
                 "ops", "bytes", "reason"):
-        t.add_column(col, overflow="fold")
+        t.add_column(col, justify="right" if col in ("#", "ops", "bytes") else "left")
     for a in doc["associations"]:
         res_style = {"accepted": "green", "rejected": "red"}.get(a["result"], "yellow")
         end_style = {"released": "green", "aborted": "red"}.get(a["end"], "yellow")
         t.add_row(str(a["id"]), f"{a['client']} → {a['server']}",
                   f"{a['calling_ae'] or '?'} → {a['called_ae'] or '?'}",
-                  Text(a["result"], style=res_style), Text(a["end"], style=end_style),
-                  _fmt_secs(a["duration"]), str(len(a["operations"])),
+                  Styled(a["result"], res_style), Styled(a["end"], end_style),
+                  _fmt_secs(a["duration"]) or "", str(len(a["operations"])),
                   _fmt_bytes(a["bytes"]["client_to_server"] + a["bytes"]["server_to_client"]),
                   _reason(a))
-    con.print(t)
+    table(t)
     for a in doc["associations"]:
         if a["contexts"]:
-            _contexts_table(con, a, Table, Text)
-    con.print()
+            emit("")
+            ct, hidden = _contexts_table(a)
+            table(ct)
+            if hidden:
+                emit(f"  and {hidden} more accepted contexts that carried no data (--format json lists them)")
+    emit("")
 
     ops = c["operations_by_command"]
     if ops:
         classes = ["success", "pending", "warning", "failure", "cancel", "unanswered"]
-        ot = Table(title="Operations by command and status class", title_justify="left")
+        ot = Table("Operations by command and status class")
         ot.add_column("command")
         for k in classes:
             ot.add_column(k, justify="right")
         ot.add_column("total", justify="right")
         for cmd, by in ops.items():
             ot.add_row(cmd, *[str(by.get(k, "")) for k in classes], str(sum(by.values())))
-        con.print(ot)
+        table(ot)
         rows = [(op, a) for a in doc["associations"] for op in a["operations"] if op["latency"] is not None]
         rows.sort(key=lambda r: -r[0]["latency"])
         if rows and slowest > 0:
-            st = Table(title=f"Slowest operations (top {min(slowest, len(rows))})", title_justify="left")
+            emit("")
+            st = Table(f"Slowest operations (top {min(slowest, len(rows))})")
             for col in ("latency", "assoc", "command", "ID", "SOP instance", "status", "bytes"):
-                st.add_column(col, overflow="fold")
+                st.add_column(col, justify="right" if col in ("latency", "assoc", "ID", "bytes") else "left")
             for op, a in rows[:slowest]:
-                st.add_row(_fmt_secs(op["latency"]), str(a["id"]), op["command"], str(op["message_id"]),
+                st.add_row(_fmt_secs(op["latency"]) or "", str(a["id"]), op["command"], str(op["message_id"]),
                            op["affected_sop_instance_uid"] or "",
                            f"0x{op['status']:04x} {op['status_text']}" if op["status"] is not None else "",
                            _fmt_bytes(op["dataset_bytes"]))
-            con.print(st)
-        con.print()
+            table(st)
+        emit("")
 
     if doc["expert"]:
         from collections import OrderedDict
@@ -597,16 +593,17 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
         for e in doc["expert"]:
             groups.setdefault((e["severity"], e["id"]), []).append(e)
         order = {"error": 0, "warning": 1, "note": 2, "chat": 3}
-        et = Table(title="Expert info", title_justify="left")
+        et = Table("Expert info")
         for col in ("severity", "count", "id", "first", "example"):
-            et.add_column(col, overflow="fold")
+            et.add_column(col, justify="right" if col == "count" else "left")
         for (sev, id_), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
             style = {"error": "red", "warning": "yellow", "note": "cyan"}.get(sev, "")
             first = items[0]
             where = f"frame {first['frame']}" if first["frame"] else ""
             if first["association"] is not None:
                 where += f" assoc {first['association']}"
-            et.add_row(Text(sev, style=style), str(len(items)), id_, where.strip(), first["message"])
-        con.print(et)
+            et.add_row(Styled(sev, style), str(len(items)), id_, where.strip(), first["message"])
+        table(et)
     else:
-        con.print("No expert info.")
+        emit("No expert info.")
+    out.write("\n".join(lines) + "\n")
