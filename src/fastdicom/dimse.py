@@ -60,7 +60,8 @@ COMMAND_ELEMENTS = {
 def command_name(field_value: int | None) -> str:
     if field_value is None:
         return "Command"
-    return COMMAND_FIELDS.get(field_value, f"Command 0x{field_value:04x}")
+    name = COMMAND_FIELDS.get(field_value)
+    return name if name is not None else f"Command 0x{field_value:04x}"
 
 
 def service_of(field_value: int | None) -> str:
