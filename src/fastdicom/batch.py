@@ -473,8 +473,10 @@ def _merge_tables(shares: list[dict[str, pyarrow.Table]]) -> dict[str, pyarrow.T
 
     out = {"associations": gather("associations", [(k, pos) for _, k, pos, _ in keyed],
                                   id=list(range(len(keyed))))}
-    ops = sorted((a, k, pos) for k in range(len(shares)) for pos, a in enumerate(remap(k, "operations")))
-    out["operations"] = gather("operations", [(k, pos) for _, k, pos in ops], association=[a for a, _, _ in ops])
+    ops = sorted((-1 if a is None else a, k, pos, a)
+                 for k in range(len(shares)) for pos, a in enumerate(remap(k, "operations")))
+    out["operations"] = gather("operations", [(k, pos) for _, k, pos, _ in ops],
+                               association=[a for _, _, _, a in ops])
     # objects: ordered by the frame that ended them, numbered in order of appearance
     rows: list[tuple[tuple[int, ...], tuple[int, ...], int | None]] = []
     for k in range(len(shares)):
