@@ -113,3 +113,40 @@ def test_batch_local(benchmark, captures, rounds, tmp_path, workers):
     benchmark.extra_info.update(info)
     print(f"\nbatch, {workers} worker(s): {FILES} captures, {size / 1e9:.2f} GB: "
           + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("workers", "files")))
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-task", "partitions"])
+def test_batch_one_big_capture(benchmark, capture, rounds, tmp_path, split):
+    """One capture (``FASTDICOM_BENCH_SIZE``), 2 workers: one task, or one task
+    per connection partition (2) and the merge; the tables must not differ."""
+    import duckdb
+
+    outs = []
+
+    def setup():
+        out = tmp_path / f"big{len(outs)}"
+        shutil.rmtree(out, ignore_errors=True)
+        outs.append(out)
+        return (out,), {}
+
+    def run(out):
+        return run_batch([capture.path], out, workers=2, options=BatchOptions(ports=(11112,)),
+                         progress=False, partition_bytes=1 if split else 0)
+
+    result = benchmark.pedantic(run, setup=setup, rounds=rounds, warmup_rounds=0)
+    assert result.analysed == 1 and result.rows[0]["partitions"] == (2 if split else 1)
+    _check(outs[-1], {capture.path.name: capture.truth})
+    rows = duckdb.sql(f"select * exclude (capture_id) from '{outs[-1]}/objects/**/*.parquet' "
+                      "order by index").fetchall()
+    key = f"big-{split}"
+    _results[key] = rows
+    if "big-True" in _results and "big-False" in _results:
+        assert _results["big-True"] == _results["big-False"]
+    info = {"capture_bytes": capture.size, "partitions": 2 if split else 1}
+    if benchmark.stats:
+        mean = benchmark.stats["mean"]
+        info["MB/s"] = round(capture.size / mean / 1e6, 1)
+        info["seconds"] = round(mean, 2)
+    benchmark.extra_info.update(info)
+    print(f"\nbatch of one capture, {'2 partitions' if split else 'one task'}: {capture.size / 1e9:.2f} GB: "
+          + ", ".join(f"{k} {v}" for k, v in info.items()))

@@ -39,7 +39,8 @@ Big captures
 An uncompressed capture of ``partition_bytes`` (256 MiB) or more is analysed
 by several tasks, at most one per worker, each taking the connections whose
 hash falls in its share (:func:`process_partition`; each reads the whole file
-through mmap, as ``summary --workers`` does).  A last task
+through mmap, as ``summary --workers`` does), and one more computes the
+file's SHA-256 beside them (:func:`hash_capture`).  A last task
 (:func:`merge_partitions`; on Dask it depends on the shares, locally the
 driver runs it) puts the shares' tables in the order and numbering one task
 gives (associations by the frame that completed their first PDU, objects
@@ -62,6 +63,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import socket
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
     import pyarrow
 
 __all__ = ["BatchOptions", "BatchResult", "Job", "run_batch", "find_captures", "capture_id",
-           "process", "process_partition", "merge_partitions", "captures_schema", "TABLES",
+           "process", "process_partition", "hash_capture", "merge_partitions", "captures_schema", "TABLES",
            "SUFFIXES", "PARTITION_BYTES"]
 
 TABLES = ("associations", "operations", "objects", "expert")
@@ -285,7 +287,7 @@ def process(job: Job) -> dict[str, Any]:
     from . import api
 
     if job.part[1] > 1:
-        return process_partition(job)
+        return hash_capture(job) if job.part[0] == job.part[1] else process_partition(job)
     started = time.time_ns()
     t0 = time.perf_counter()
     worker = _worker_name()
@@ -336,7 +338,8 @@ def process_partition(job: Job) -> dict[str, Any]:
 
     Each share reads the whole file (mmap) and decodes the connections whose
     hash falls in it (as ``summary --workers``); share 0 alone reports the
-    file's own conditions and hashes its bytes.  Its tables go to
+    file's own conditions (the SHA-256 of the file is a task of its own,
+    :func:`hash_capture`, so that it runs beside the shares).  Its tables go to
     ``OUTDIR/.partitions/<capture_id>/<k>-of-<n>/``, with the keys that
     :func:`merge_partitions` orders them by: ``_seen_frame`` (associations:
     the frame that completed their first PDU) and ``_release_frame``,
@@ -354,8 +357,7 @@ def process_partition(job: Job) -> dict[str, Any]:
     try:
         cap = api.open(job.path, opts.ports, opts.heuristic, name=os.path.basename(job.path))
         cap._partition = job.part
-        sha = hashlib.sha256() if k == 0 else None
-        an = cap._analyse(tap=None if sha is None else sha.update)
+        an = cap._analyse()
         tables = api._tables(cap, {"capture_id": job.capture_id})
     except Exception as exc:  # noqa: BLE001 - recorded by merge_partitions
         res["error"] = _failure(job, exc)
@@ -373,16 +375,40 @@ def process_partition(job: Job) -> dict[str, Any]:
         _write_parquet(tables[name], os.path.join(folder, f"{name}.parquet"))
     stats = info.stats or {}
     cap.close()
-    res.update(sha256=None if sha is None else sha.hexdigest(), gzip=info.compressed,
+    res.update(gzip=info.compressed,
                read_bytes=info.read_bytes, format=stats.get("format"), frames=stats.get("frames"),
                pdus=dec.pdu_count, time_first=dec.first_time, time_last=dec.last_time)
     return res
 
 
+def hash_capture(job: Job) -> dict[str, Any]:
+    """The SHA-256 of a partitioned capture's file (``captures.sha256``): the
+    task beside its shares, ``job.part == (n, n)``."""
+    res: dict[str, Any] = {"part": job.part[0], "error": None, "started": time.time_ns(),
+                           "worker": _worker_name()}
+    h = hashlib.sha256()
+    try:
+        with open(job.path, "rb", buffering=0) as f:
+            # a page-aligned buffer: the kernel copies into it at full speed
+            with mmap.mmap(-1, 4 << 20) as buf:
+                view = memoryview(buf)
+                try:
+                    while n := f.readinto(buf):
+                        h.update(view[:n])
+                finally:
+                    view.release()
+    except OSError as exc:
+        res["error"] = _failure(job, exc)
+        return res
+    res["sha256"] = h.hexdigest()
+    return res
+
+
 def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
-    """Merge the shares of a capture (:func:`process_partition` results) into
-    its parts under ``OUTDIR``: the same tables one task gives, whatever the
-    number of shares.  Returns the capture's ``captures`` row."""
+    """Merge the shares of a capture (:func:`process_partition` results, and
+    :func:`hash_capture`'s) into its parts under ``OUTDIR``: the same tables
+    one task gives, whatever the number of shares.  Returns the capture's
+    ``captures`` row."""
     import pyarrow.parquet as pq
 
     n = job.part[1]
@@ -398,6 +424,8 @@ def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
         return _row(job, status="error", error=error, seconds=(time.time_ns() - started) / 1e9,
                     started=started, finished=time.time_ns(), worker=workers,
                     _date=_date(None, job.mtime))
+    digest = parts[n]["sha256"]
+    parts = parts[:n]
     shares = [{name: pq.read_table(os.path.join(staging, f"{k}-of-{n}", f"{name}.parquet"))
                for name in TABLES} for k in range(n)]
     tables = _merge_tables(shares)
@@ -410,7 +438,7 @@ def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
     _remove_staging(job)
     head = parts[0]
     objects = tables["objects"]
-    return _row(job, status="ok", sha256=head["sha256"], gzip=head["gzip"],
+    return _row(job, status="ok", sha256=digest, gzip=head["gzip"],
                 read_bytes=head["read_bytes"], format=head["format"], frames=head["frames"],
                 associations=tables["associations"].num_rows,
                 operations=tables["operations"].num_rows, objects=objects.num_rows,
@@ -639,8 +667,9 @@ def _run_dask(jobs: Sequence[Job], scheduler: Any, task: Task,
                 futures[client.submit(task, job, key=key, retries=2)] = job
                 continue
             job = replace(job, part=(0, n))
+            # the shares, and the file's SHA-256 beside them (part (n, n))
             shares = [client.submit(task, replace(job, part=(k, n)), key=f"{key}-{k}-of-{n}", retries=2)
-                      for k in range(n)]
+                      for k in range(n + 1)]
             futures[client.submit(merge_partitions, job, *shares, key=f"{key}-merge", retries=2)] = job
         for fut in as_completed(futures):
             job = futures[fut]
@@ -673,7 +702,7 @@ class _Shares:
                    "attempts": row.get("attempts", 1)}
         got = self.got.setdefault(job.capture_id, {})
         got[k] = row
-        if len(got) < n:
+        if len(got) < n + 1:  # the shares and the hash task
             return
         del self.got[job.capture_id]
         base = replace(job, part=(0, n))
@@ -844,7 +873,8 @@ def run_batch(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLik
                 units: list[Job] = []
                 for job in jobs:
                     k = partitions(job, partition_bytes, n)
-                    units += [replace(job, part=(i, k)) for i in range(k)] if k > 1 else [job]
+                    # the shares, and the file's SHA-256 as a task of its own (part (k, k))
+                    units += [replace(job, part=(i, k)) for i in range(k + 1)] if k > 1 else [job]
                 _run_local(units, min(n, len(units)), task, _Shares(on_result))
     finally:
         if bar is not None:
