@@ -83,17 +83,25 @@ def _check(out, truths):
     assert n == sum(len(t["operations"]) for t in truths.values())
 
 
+def _fresh_outputs(tmp_path, stem):
+    """A pytest-benchmark ``setup`` giving each round a fresh output folder,
+    and the list of those folders."""
+    outs = []
+
+    def setup():
+        out = tmp_path / f"{stem}{len(outs)}"
+        shutil.rmtree(out, ignore_errors=True)
+        outs.append(out)
+        return (out,), {}
+
+    return outs, setup
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_batch_local(benchmark, captures, rounds, tmp_path, workers):
     folder, truths = captures
     size = sum(p.stat().st_size for p in folder.glob("*.pcap"))
-    outs = []
-
-    def setup():
-        out = tmp_path / f"out{len(outs)}"
-        shutil.rmtree(out, ignore_errors=True)
-        outs.append(out)
-        return (out,), {}
+    outs, setup = _fresh_outputs(tmp_path, "out")
 
     def run(out):
         return run_batch([folder], out, workers=workers, options=BatchOptions(ports=(11112,)),
@@ -121,13 +129,7 @@ def test_batch_one_big_capture(benchmark, capture, rounds, tmp_path, split):
     per connection partition (2) and the merge; the tables must not differ."""
     import duckdb
 
-    outs = []
-
-    def setup():
-        out = tmp_path / f"big{len(outs)}"
-        shutil.rmtree(out, ignore_errors=True)
-        outs.append(out)
-        return (out,), {}
+    outs, setup = _fresh_outputs(tmp_path, "big")
 
     def run(out):
         return run_batch([capture.path], out, workers=2, options=BatchOptions(ports=(11112,)),

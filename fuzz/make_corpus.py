@@ -63,7 +63,7 @@ def conversations(events):
                 kind = {1: 0, 2: 1, 3: 6, 7: 7}[t]
                 messages.append(("associate", bytes([kind]) + body))
         elif ev[0] == EV_PDATA:
-            _, fid, d, _t, _length, _off, _f0, _f1, _t0, _t1, pieces, flags = ev
+            _, fid, d, _t, _length, _off, _f0, _f1, _t0, _t1, pieces, flags, _rel, _last = ev
             items = open_pdata.setdefault((fid, d), [])
             for ctx, mch, _pl, offset, _plen, data in pieces:
                 if offset == 0 or not items:
