@@ -226,7 +226,7 @@ class Exporter:
             return fd
         while len(self.open) >= self.max_open:
             os.close(self.open.popitem(last=False)[1])
-        # reopened for positioned writes (pwritev), so no O_APPEND
+        # reopened for positioned writes (pwrite), so no O_APPEND
         fd = os.open(item.tmp, os.O_WRONLY | O_NOFOLLOW | O_BINARY)
         self.open[idx] = fd
         return fd
@@ -271,7 +271,7 @@ class Exporter:
         while len(self.open) > self.max_open:
             os.close(self.open.popitem(last=False)[1])
         if meta:
-            _pwrite_all(fd, [meta], 0)
+            _pwrite(fd, meta, 0)
 
     def on_data(self, t: DataSetTransfer, offset: int, data):
         item = self.items.get(t.index)
@@ -315,7 +315,7 @@ class Exporter:
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if item.hasher is not None:
             item.hasher.update(data)
-        _pwrite_all(fd, [data], item.meta_len + offset)
+        _pwrite(fd, data, item.meta_len + offset)
         item.written = offset + len(data)
 
     def _cap(self, t, item):
@@ -596,29 +596,22 @@ class Exporter:
 
 
 COPY_CHUNK = 1 << 20
-IOV_MAX = 1024  # pieces per pwritev call (POSIX guarantees at least 16, Linux takes 1024)
 
 
-def _pwrite_all(fd: int, pieces, pos: int) -> None:
-    """Write ``pieces`` (bytes-like) at ``pos``, one system call per
-    IOV_MAX pieces; a short write is finished piece by piece."""
-    pwritev = getattr(os, "pwritev", None)
-    for i in range(0, len(pieces), IOV_MAX):
-        group = pieces[i:i + IOV_MAX]
-        want = sum(map(len, group))
-        done = pwritev(fd, group, pos) if pwritev is not None else 0
-        if done < want:
-            rest = memoryview(b"".join(group))[done:]
-            while rest:
-                n = os.pwrite(fd, rest, pos + done) if hasattr(os, "pwrite") else _seek_write(fd, rest, pos + done)
-                rest = rest[n:]
-                done += n
-        pos += want
-
-
-def _seek_write(fd: int, data, pos: int) -> int:
-    os.lseek(fd, pos, os.SEEK_SET)
-    return os.write(fd, data)
+def _pwrite(fd: int, data, pos: int) -> None:
+    """Write ``data`` at ``pos`` (positioned: the holes a tap left stay
+    holes), finishing short writes."""
+    view = memoryview(data)
+    while view:
+        if hasattr(os, "pwrite"):
+            n = os.pwrite(fd, view, pos)
+        else:  # pragma: no cover - Windows
+            os.lseek(fd, pos, os.SEEK_SET)
+            n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(f"write returned {n}")
+        view = view[n:]
+        pos += n
 
 
 def _data_ranges(fd: int):
