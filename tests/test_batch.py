@@ -235,6 +235,14 @@ def test_cli_batch(inputs, tmp_path, capsys):
     assert main(["batch", str(tmp_path / "nothing-*.pcap"), "-o", str(out)]) == 2
     assert "no captures found" in capsys.readouterr().err
     assert main(["batch", str(inputs), "-o", str(out), "--ports", "0"]) == 2
+    split = tmp_path / "cli-split"
+    code = main(["batch", str(inputs / "*_dcmtk.pcap"), "-o", str(split), "--workers", "2", "--ports", ports,
+                 "--partition-bytes", "1K"])
+    assert code == 0 and "2 captures: 2 analysed" in capsys.readouterr().err
+    assert q(f"select distinct partitions from '{split}/captures/**/*.parquet'") == [(2,)]
+    assert q(f"select count(*) from '{split}/operations/**/*.parquet'") == \
+        q(f"select count(*) from '{out}/operations/**/*.parquet' where capture like '%_dcmtk.pcap'")
+    assert main(["batch", str(inputs), "-o", str(split), "--partition-bytes", "lots"]) == 2
 
 
 def test_export(inputs, tmp_path):
