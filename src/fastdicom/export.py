@@ -101,7 +101,8 @@ def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae
 
 
 def _valid_uid(u) -> bool:
-    return bool(u) and len(u) <= 64 and all(c in "0123456789." for c in u)
+    """Digits and dots, 1 to 64 characters (what the meta header may hold)."""
+    return isinstance(u, str) and 0 < len(u) <= 64 and not u.strip("0123456789.")
 
 
 def guess_transfer_syntax(head: bytes) -> str:
