@@ -63,7 +63,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import mmap
 import os
 import shutil
 import socket
@@ -386,18 +385,14 @@ def hash_capture(job: Job) -> dict[str, Any]:
     task beside its shares, ``job.part == (n, n)``."""
     res: dict[str, Any] = {"part": job.part[0], "error": None, "started": time.time_ns(),
                            "worker": _worker_name()}
+    from .capture import CaptureInfo, _chunks
+
     h = hashlib.sha256()
     try:
-        with open(job.path, "rb", buffering=0) as f:
-            # a page-aligned buffer: the kernel copies into it at full speed
-            with mmap.mmap(-1, 4 << 20) as buf:
-                view = memoryview(buf)
-                try:
-                    while n := f.readinto(buf):
-                        h.update(view[:n])
-                finally:
-                    view.release()
-    except OSError as exc:
+        # the bytes the analysis reads, read as it reads them (what process() hashes)
+        for part in _chunks(job.path, CaptureInfo(job.path)):
+            h.update(part)
+    except (OSError, FastDicomError) as exc:
         res["error"] = _failure(job, exc)
         return res
     res["sha256"] = h.hexdigest()
@@ -421,8 +416,9 @@ def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
         for name in TABLES:
             _remove_parts(job.outdir, name, job.capture_id)
         _remove_staging(job)
-        return _row(job, status="error", error=error, seconds=(time.time_ns() - started) / 1e9,
-                    started=started, finished=time.time_ns(), worker=workers,
+        finished = time.time_ns()
+        return _row(job, status="error", error=error, seconds=(finished - started) / 1e9,
+                    started=started, finished=finished, worker=workers,
                     _date=_date(None, job.mtime))
     digest = parts[n]["sha256"]
     parts = parts[:n]
@@ -438,6 +434,7 @@ def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
     _remove_staging(job)
     head = parts[0]
     objects = tables["objects"]
+    finished = time.time_ns()
     return _row(job, status="ok", sha256=digest, gzip=head["gzip"],
                 read_bytes=head["read_bytes"], format=head["format"], frames=head["frames"],
                 associations=tables["associations"].num_rows,
@@ -445,8 +442,8 @@ def merge_partitions(job: Job, *parts: dict[str, Any]) -> dict[str, Any]:
                 objects_complete=sum(1 for c in objects["complete"].to_pylist() if c),
                 expert=tables["expert"].num_rows, pdus=sum(r["pdus"] for r in parts),
                 time_first=time_first, time_last=max(lasts) if lasts else None,
-                seconds=(time.time_ns() - started) / 1e9, started=started,
-                finished=time.time_ns(), worker=workers, _date=date)
+                seconds=(finished - started) / 1e9, started=started,
+                finished=finished, worker=workers, _date=date)
 
 
 def _remove_staging(job: Job) -> None:

@@ -225,10 +225,14 @@ class Exporter:
         if fd is not None:
             self.open.move_to_end(idx)
             return fd
+        # reopened for positioned writes (pwrite), so no O_APPEND
+        return self._keep_open(idx, os.open(item.tmp, os.O_WRONLY | O_NOFOLLOW | O_BINARY))
+
+    def _keep_open(self, idx, fd) -> int:
+        """Remember ``fd`` as the newest open file, closing the least recently
+        used ones beyond ``max_open``."""
         while len(self.open) >= self.max_open:
             os.close(self.open.popitem(last=False)[1])
-        # reopened for positioned writes (pwrite), so no O_APPEND
-        fd = os.open(item.tmp, os.O_WRONLY | O_NOFOLLOW | O_BINARY)
         self.open[idx] = fd
         return fd
 
@@ -267,10 +271,8 @@ class Exporter:
         self._io(self._w_open, t.index, item, meta)
 
     def _w_open(self, idx, item, meta):
-        fd = os.open(item.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, 0o644)
-        self.open[idx] = fd
-        while len(self.open) > self.max_open:
-            os.close(self.open.popitem(last=False)[1])
+        fd = self._keep_open(idx, os.open(item.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW
+                                          | O_BINARY, 0o644))
         if meta:
             _pwrite(fd, meta, 0)
 
@@ -552,12 +554,8 @@ class Exporter:
                     dst = self._open_new(cand)
                 except FileExistsError:
                     continue
-                with dst, open(tmp, "rb") as src:
-                    while True:
-                        b = src.read(1 << 20)
-                        if not b:
-                            break
-                        dst.write(b)
+                with dst, open(tmp, "rb", buffering=0) as src:
+                    _copy_keeping_holes(src, dst, 0)
             self._unlink(tmp)
             return cand
         raise ExportError(f"too many files named {stem}{suffix} in {folder}")
@@ -572,17 +570,7 @@ class Exporter:
         try:
             with open(item.tmp, "rb", buffering=0) as src, self._open_new(new) as dst:
                 dst.write(meta)
-                for start, end in _data_ranges(src.fileno()):
-                    src.seek(start)
-                    dst.seek(len(meta) + start)
-                    left = end - start
-                    while left > 0:
-                        b = src.read(min(left, COPY_CHUNK))
-                        if not b:
-                            break
-                        dst.write(b)
-                        left -= len(b)
-                dst.truncate(len(meta) + os.fstat(src.fileno()).st_size)
+                _copy_keeping_holes(src, dst, len(meta))
             os.replace(new, item.tmp)
         except BaseException:
             self._unlink(new)
@@ -613,6 +601,22 @@ def _pwrite(fd: int, data, pos: int) -> None:
             raise OSError(f"write returned {n}")
         view = view[n:]
         pos += n
+
+
+def _copy_keeping_holes(src, dst, shift: int) -> None:
+    """Copy file ``src`` into ``dst`` from offset ``shift`` on, a chunk at a
+    time (flat memory): its holes stay holes and the size is the same."""
+    for start, end in _data_ranges(src.fileno()):
+        src.seek(start)
+        dst.seek(shift + start)
+        left = end - start
+        while left > 0:
+            b = src.read(min(left, COPY_CHUNK))
+            if not b:
+                break
+            dst.write(b)
+            left -= len(b)
+    dst.truncate(shift + os.fstat(src.fileno()).st_size)
 
 
 def _data_ranges(fd: int):

@@ -481,17 +481,26 @@ def _reason(a: dict) -> str:
     return ""
 
 
+def _table(title: str, rule: bool = True):
+    """A text table whose title and cells are escaped: wire values (AE titles,
+    UIDs, comments, file names) reach the terminal without control
+    characters, and nothing is read as markup."""
+    from .show import safe_text
+    from .texttable import Table
+
+    return Table(title, rule=rule, escape=safe_text)
+
+
 def _contexts_table(a, show_all: int = 8):
     """Contexts of one association: those used or refused in full, the
     accepted-but-unused ones counted (the JSON lists them all)."""
-    from .show import safe_text
-    from .texttable import Styled, Table
+    from .texttable import Styled
 
     ctxs = a["contexts"]
     shown = ctxs if len(ctxs) <= show_all else [
         x for x in ctxs if x["pdvs"] or x["result"] != "accepted"]
-    ct = Table(f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
-               rule=False, escape=safe_text)
+    ct = _table(f"Association {a['id']} presentation contexts ({a['calling_ae']} → {a['called_ae']})",
+                rule=False)
     for col in ("id", "abstract syntax", "result", "transfer syntax", "PDVs"):
         ct.add_column(col)
     for x in shown:
@@ -510,21 +519,16 @@ def _contexts_table(a, show_all: int = 8):
 
 def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> None:
     """The readable report: plain columns, coloured on a terminal."""
-    from functools import partial
-
     from .show import safe_text
     from .texttable import Styled, paint
-    from .texttable import Table as _Table
 
-    # wire values (AE titles, UIDs, comments, file names) reach the terminal
-    # with their control characters escaped; tables never read markup
-    Table = partial(_Table, escape=safe_text)
     color = hasattr(out, "isatty") and out.isatty() and not to_file
-    lines: list[str] = []
-    emit = lines.append
 
-    def table(t):
-        lines.extend(t.lines(color))
+    def emit(line: str) -> None:
+        out.write(line + "\n")
+
+    def table(t) -> None:
+        t.write(out, color)
 
     c = doc["counts"]
     caps = safe_text(", ".join(x["name"] for x in doc["captures"]))
@@ -538,7 +542,7 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
          f"{c['objects']} objects ({c['objects_complete']} complete)")
     emit("")
 
-    t = Table("Associations")
+    t = _table("Associations")
     for col in ("#", "client → server", "calling → called", "result", "end", "duration",
                 "ops", "bytes", "reason"):
         t.add_column(col, justify="right" if col in ("#", "ops", "bytes") else "left")
@@ -564,7 +568,7 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
     ops = c["operations_by_command"]
     if ops:
         classes = ["success", "pending", "warning", "failure", "cancel", "unanswered"]
-        ot = Table("Operations by command and status class")
+        ot = _table("Operations by command and status class")
         ot.add_column("command")
         for k in classes:
             ot.add_column(k, justify="right")
@@ -576,7 +580,7 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
         rows.sort(key=lambda r: -r[0]["latency"])
         if rows and slowest > 0:
             emit("")
-            st = Table(f"Slowest operations (top {min(slowest, len(rows))})")
+            st = _table(f"Slowest operations (top {min(slowest, len(rows))})")
             for col in ("latency", "assoc", "command", "ID", "SOP instance", "status", "bytes"):
                 st.add_column(col, justify="right" if col in ("latency", "assoc", "ID", "bytes") else "left")
             for op, a in rows[:slowest]:
@@ -593,7 +597,7 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
         for e in doc["expert"]:
             groups.setdefault((e["severity"], e["id"]), []).append(e)
         order = {"error": 0, "warning": 1, "note": 2, "chat": 3}
-        et = Table("Expert info")
+        et = _table("Expert info")
         for col in ("severity", "count", "id", "first", "example"):
             et.add_column(col, justify="right" if col == "count" else "left")
         for (sev, id_), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
@@ -606,4 +610,3 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
         table(et)
     else:
         emit("No expert info.")
-    out.write("\n".join(lines) + "\n")
