@@ -1,4 +1,4 @@
-"""Build the Cython core.  A compiler failure fails the build: there is no silent
+"""Build the Cython core and the export writer.  A compiler failure fails the build: there is no silent
 pure-Python fallback (set FASTDICOM_PURE_PYTHON=1 at run time to choose the twin)."""
 import os
 
@@ -25,11 +25,15 @@ directives = {
 if debug:
     directives["linetrace"] = True
 
-ext = Extension(
-    "fastdicom._core",
-    ["src/fastdicom/_core.pyx"],
-    extra_compile_args=cflags + ["-Wno-unused-function"],
-    extra_link_args=ldflags,
-)
+exts = [
+    Extension(
+        f"fastdicom.{name}",
+        [f"src/fastdicom/{name}.pyx"],
+        extra_compile_args=cflags + ["-Wno-unused-function"],
+        extra_link_args=ldflags + extra,
+    )
+    # the core (sans-IO byte work) and the export sink's native writer thread
+    for name, extra in (("_core", []), ("_filewriter", ["-pthread"]))
+]
 
-setup(ext_modules=cythonize([ext], compiler_directives=directives, annotate=debug))
+setup(ext_modules=cythonize(exts, compiler_directives=directives, annotate=debug))

@@ -333,24 +333,3 @@ def test_verify_finds_a_value_cut_by_the_end_of_the_file(tmp_path):
     p.write_bytes(data[:i - 2] + b"\xf0\x00" + data[i:i + 3])  # PatientName claims 240 bytes
     (bad,) = verify(str(tmp_path))
     assert bad[0] == "a.dcm" and "(0010,0010)" in bad[1] and "past the end of the file" in bad[1]
-
-
-def test_positioned_write_finishes_short_writes_and_keeps_holes(tmp_path, monkeypatch):
-    from fastdicom import export as X
-    real = os.pwrite
-    monkeypatch.setattr(os, "pwrite", lambda fd, data, pos: real(fd, bytes(data)[:3], pos))
-    p = tmp_path / "f"
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT)
-    try:
-        X._pwrite(fd, b"0123456789", 4)
-        X._pwrite(fd, b"ab", 0)
-    finally:
-        os.close(fd)
-    assert p.read_bytes() == b"ab\0\0" + b"0123456789"
-    monkeypatch.setattr(os, "pwrite", lambda fd, data, pos: 0)
-    fd = os.open(p, os.O_WRONLY)
-    try:
-        with pytest.raises(OSError, match="write returned 0"):
-            X._pwrite(fd, b"x", 0)
-    finally:
-        os.close(fd)

@@ -16,14 +16,16 @@ they crossed the wire (deflated data stays deflated)::
 
 Fragments are appended to the file as they arrive: memory never holds a
 whole object, and at most ``max_open`` files are open at once (the least
-recently written is closed and reopened in append mode when more comes).
-All file work (writing, hashing, linking) runs in order on one background
-thread, so it overlaps with decoding; a bounded queue keeps memory flat.
-Files are written under a temporary name and linked to their final name only
-when the object is complete: an incomplete object never gets a normal name
-(with ``keep_incomplete`` it is kept as ``NAME.dcm.partial``).  Names are
-built from sanitised wire values, never hold a path separator, and never
-replace an existing file; symbolic links in the output folder are not followed.
+recently written is closed and reopened when more comes).  Opening, hashing
+and writing run in order on the writer thread of ``_filewriter.pyx``, which
+never takes the GIL, so they overlap with decoding; bytes in flight are
+bounded (``MAX_PENDING``).  Files are written under a temporary name and
+linked to their final name, on this thread, only once the writer has
+finished them and the object is complete: an incomplete object never gets a
+normal name (with ``keep_incomplete`` it is kept as ``NAME.dcm.partial``).
+Names are built from sanitised wire values, never hold a path separator, and
+never replace an existing file; symbolic links in the output folder are not
+followed.
 """
 
 from __future__ import annotations
@@ -32,14 +34,12 @@ import errno
 import hashlib
 import json
 import os
-import queue
 import struct
-import sys
-import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from . import redact as R
+from .core import PURE_PYTHON
 from .errors import FastDicomError
 from .dimse import DataSetTransfer
 from .uids import (
@@ -62,8 +62,13 @@ O_BINARY = getattr(os, "O_BINARY", 0)
 
 LAYOUTS = ("flat", "association", "patient")
 HEAD = 16384  # leading data set bytes kept to find UIDs and patient/study/series
-BATCH = 8 << 20  # bytes of one object handed to the I/O thread at once
-MAX_PENDING = 64 << 20  # all objects together
+BATCH = 8 << 20  # bytes of one object handed to the writer at once
+MAX_PENDING = 64 << 20  # all objects together, batched here or queued in the writer
+
+if PURE_PYTHON:
+    from . import _pyfilewriter as _writer
+else:
+    from . import _filewriter as _writer
 
 
 class ExportError(FastDicomError):
@@ -121,12 +126,13 @@ def guess_transfer_syntax(head: bytes) -> str:
 class _Item:
     """Export state of one object."""
 
-    __slots__ = ("tmp", "meta_len", "written", "sop_class", "sop_instance",
+    __slots__ = ("tmp", "created", "meta_len", "written", "sop_class", "sop_instance",
                  "ts", "ts_guessed", "deferred", "dropped", "head", "hasher",
                  "pending", "pending_off", "pending_len")
 
     def __init__(self):
         self.tmp = None
+        self.created = False
         self.meta_len = 0
         self.written = 0
         self.sop_class = None
@@ -137,7 +143,7 @@ class _Item:
         self.dropped = False
         self.head = b""
         self.hasher = None
-        self.pending = []  # data not yet handed to the I/O thread
+        self.pending = []  # data not yet handed to the writer
         self.pending_off = 0
         self.pending_len = 0
 
@@ -163,7 +169,7 @@ class Exporter:
         self.total = 0
         self.cap_reported = False
         self.items = {}  # transfer index -> _Item
-        self.open = OrderedDict()  # transfer index -> file descriptor (LRU)
+        self.open = OrderedDict()  # transfer index (or command key) -> writer slot, LRU
         self.counts = {"written": 0, "partial": 0, "skipped_incomplete": 0, "skipped_small": 0,
                        "commands": 0, "capped": 0}
         self.files = []
@@ -172,35 +178,62 @@ class Exporter:
         self._mkdir(self.tmp_dir)
         self.manifest = self._open_new(os.path.join(self.out, "manifest.jsonl"), append=True)
         self._seq = 0
-        self._error = None
         self.pending_total = 0
-        # the I/O thread needs the GIL back quickly after each write or hash
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch, 0.0005))
-        self._q = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._worker, name="fastdicom-export", daemon=True)
-        self._thread.start()
+        self._writer = _writer.FileWriter(self.max_open, MAX_PENDING)
+        self._free_slots = list(range(self.max_open - 1, -1, -1))
+        self._last_job = 0
+        # the writer hashes while it writes when its SHA-256 is native; else this thread hashes
+        self._native_hash = _writer.native_sha256()
+        self._finishing = deque()  # (job, function, args): run in order once the writer did job
 
-    # ------------------------------------------------------ background I/O
-    def _worker(self):
-        while True:
-            op = self._q.get()
-            if op is None:
-                return
-            if self._error is None:
-                try:
-                    op[0](*op[1:])
-                except Exception as exc:  # reported by the main thread
-                    self._error = exc
+    # ------------------------------------------------------ writer jobs
+    def _job(self, call, *args) -> int:
+        try:
+            self._last_job = call(*args)
+        except OSError as exc:
+            raise ExportError(f"writing to {self.out}: {exc.strerror or exc}") from exc
+        return self._last_job
 
-    def _io(self, *op):
-        if self._error is not None:
-            self._raise()
-        self._q.put(op)
+    def _slot(self, key, item) -> int:
+        """The writer slot holding ``item``'s file open (opened, or reopened
+        without creating, when it is not open now)."""
+        slot = self.open.get(key)
+        if slot is not None:
+            self.open.move_to_end(key)
+            return slot
+        while len(self.open) >= self.max_open:
+            self._release(next(iter(self.open)))
+        slot = self._free_slots.pop()
+        self.open[key] = slot
+        self._job(self._writer.open, slot, item.tmp, not item.created)
+        item.created = True
+        return slot
 
-    def _raise(self):
-        err = self._error
-        raise ExportError(f"writing to {self.out}: {getattr(err, 'strerror', None) or err}") from err
+    def _release(self, key) -> None:
+        slot = self.open.pop(key, None)
+        if slot is not None:
+            self._job(self._writer.close, slot)
+            self._free_slots.append(slot)
+
+    def _after_writes(self, tmp, fn, *args) -> None:
+        """Run ``fn(*args)`` once every job queued so far is done, in order
+        (``tmp``: the file it takes over, removed if it never runs)."""
+        self._finishing.append((self._last_job, tmp, fn, args))
+        self._reap()
+
+    def _reap(self, wait: bool = False) -> None:
+        fin = self._finishing
+        if not fin:
+            return
+        if wait:
+            self._job(self._writer.wait, fin[-1][0])
+        done = self._job(self._writer.done)
+        while fin and fin[0][0] <= done:
+            _, _, fn, args = fin.popleft()
+            try:
+                fn(*args)
+            except OSError as exc:
+                raise ExportError(f"writing to {self.out}: {exc.strerror or exc}") from exc
 
     # ------------------------------------------------------------ file I/O
     @staticmethod
@@ -220,27 +253,6 @@ class Exporter:
         fd = os.open(path, flags, 0o644)
         return os.fdopen(fd, "ab" if append else "wb")
 
-    def _file(self, idx, item) -> int:
-        fd = self.open.get(idx)
-        if fd is not None:
-            self.open.move_to_end(idx)
-            return fd
-        # reopened for positioned writes (pwrite), so no O_APPEND
-        return self._keep_open(idx, os.open(item.tmp, os.O_WRONLY | O_NOFOLLOW | O_BINARY))
-
-    def _keep_open(self, idx, fd) -> int:
-        """Remember ``fd`` as the newest open file, closing the least recently
-        used ones beyond ``max_open``."""
-        while len(self.open) >= self.max_open:
-            os.close(self.open.popitem(last=False)[1])
-        self.open[idx] = fd
-        return fd
-
-    def _close(self, idx):
-        fd = self.open.pop(idx, None)
-        if fd is not None:
-            os.close(fd)
-
     # ---------------------------------------------------------- decoder sink
     def bind(self, decoder):
         """The decoder to report through (``export.cap``, ``export.partial``)."""
@@ -255,26 +267,20 @@ class Exporter:
             item.sop_class = cmd.get("affected_sop_class_uid") or cmd.get("requested_sop_class_uid")
             item.sop_instance = cmd.get("affected_sop_instance_uid") or cmd.get("requested_sop_instance_uid")
         item.ts = t.transfer_syntax or a.transfer_syntax(t.context_id)
-        # the exporter hashes (on its thread) what the decoder would have hashed
-        item.hasher = t.hasher if t.hasher is not None else hashlib.sha256()
+        # the exporter hashes (on the writer thread) what the decoder would have hashed
+        item.hasher = _writer.Sha256() if self._native_hash else hashlib.sha256()
         t.hasher = None
         self._seq += 1
         item.tmp = os.path.join(self.tmp_dir, f"{self._seq:08d}.part")
         # the meta header goes first when everything it needs is known now;
         # otherwise the data set is written alone and the meta put in front at the end
-        meta = b""
+        slot = self._slot(t.index, item)
         if self.meta_header and _valid_uid(item.sop_class) and _valid_uid(item.sop_instance) and item.ts:
             meta = file_meta(item.sop_class, item.sop_instance, item.ts, self._source_ae(t))
             item.meta_len = len(meta)
+            self._job(self._writer.write, slot, 0, (meta,), None)
         else:
             item.deferred = self.meta_header
-        self._io(self._w_open, t.index, item, meta)
-
-    def _w_open(self, idx, item, meta):
-        fd = self._keep_open(idx, os.open(item.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW
-                                          | O_BINARY, 0o644))
-        if meta:
-            _pwrite(fd, meta, 0)
 
     def on_data(self, t: DataSetTransfer, offset: int, data):
         item = self.items.get(t.index)
@@ -283,10 +289,12 @@ class Exporter:
         if self.max_total and self.total + len(data) > self.max_total:
             self._cap(t, item)
             return
+        if type(data) is not bytes:
+            data = bytes(data)
         if len(item.head) < HEAD:
-            item.head += bytes(data[:HEAD - len(item.head)])
+            item.head += data[:HEAD - len(item.head)]
         self.total += len(data)
-        # batch the pieces: one hand-over per BATCH bytes keeps thread switches rare
+        # batch the pieces: one writer job per BATCH bytes (or per object)
         if item.pending and offset != item.pending_off + item.pending_len:
             self._flush(t.index, item)
         if not item.pending:
@@ -302,31 +310,30 @@ class Exporter:
                     self._flush(idx, it)
 
     def _flush(self, idx, item):
-        if item.pending:
-            self.pending_total -= item.pending_len
-            self._io(self._w_write, idx, item, item.pending_off, item.pending)
-            item.pending = []
-            item.pending_len = 0
-
-    def _w_write(self, idx, item, offset, pieces):
-        fd = self._file(idx, item)
+        if not item.pending:
+            return
+        pieces = tuple(item.pending)
+        offset = item.pending_off
+        self.pending_total -= item.pending_len
+        item.pending = []
         if offset != item.written:
             # a hole lost by the tap: positions are kept (the file is .partial anyway)
             item.hasher = None
-        # one joined buffer: one hash call and one write per batch, so this
-        # thread gives the GIL back and takes it again three times, not twice per piece
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        if item.hasher is not None:
-            item.hasher.update(data)
-        _pwrite(fd, data, item.meta_len + offset)
-        item.written = offset + len(data)
+        hasher = item.hasher
+        if hasher is not None and not self._native_hash:
+            for p in pieces:
+                hasher.update(p)
+            hasher = None
+        self._job(self._writer.write, self._slot(idx, item), item.meta_len + offset, pieces, hasher)
+        item.written = offset + item.pending_len
+        item.pending_len = 0
 
     def _cap(self, t, item):
         item.dropped = True
         self.pending_total -= item.pending_len
         item.pending = []
         item.pending_len = 0
-        self._io(self._close, t.index)
+        self._release(t.index)
         self.counts["capped"] += 1
         if not self.cap_reported and self.decoder is not None:
             self.cap_reported = True
@@ -385,10 +392,10 @@ class Exporter:
                     self.decoder.report("export.partial", association=t.association, time=t.time_last,
                                         frame=t.frame_last, file=name + suffix,
                                         missing=_ranges(t) or "the end of the data set")
-        self._io(self._w_finish, t, item, rec, complete, keep, meta, folder, name, suffix)
+        self._release(t.index)
+        self._after_writes(item.tmp, self._finish, t, item, rec, complete, keep, meta, folder, name, suffix)
 
-    def _w_finish(self, t, item, rec, complete, keep, meta, folder, name, suffix):
-        self._close(t.index)
+    def _finish(self, t, item, rec, complete, keep, meta, folder, name, suffix):
         if complete and item.hasher is not None:
             t.hasher = item.hasher  # the object's SHA-256, for the manifest and the summary
             rec["sha256"] = t.sha256
@@ -431,13 +438,14 @@ class Exporter:
         rec = {"file": None, "association": None if a is None else a.id,
                "command": cmd.name, "message_id": mid, "bytes": len(data), "complete": True,
                "transfer_syntax": IMPLICIT_VR_LITTLE_ENDIAN, "kind": "command"}
-        self._io(self._w_command, tmp, meta, data, folder, name, rec)
+        item = _Item()
+        item.tmp = tmp
+        self._job(self._writer.write, self._slot(idx, item), 0, (meta, bytes(data)), None)
+        self._release(idx)
+        self._after_writes(tmp, self._finish_command, tmp, folder, name, rec)
 
-    def _w_command(self, tmp, meta, data, folder, name, rec):
+    def _finish_command(self, tmp, folder, name, rec):
         try:
-            with self._open_new(tmp) as f:
-                f.write(meta)
-                f.write(data)
             final = self._place(tmp, folder, name, ".dcm")
         except BaseException:
             self._unlink(tmp)
@@ -449,27 +457,35 @@ class Exporter:
         self.close()
 
     def close(self):
-        for idx, item in list(self.items.items()):
-            if item.pending and self._error is None:
-                self._flush(idx, item)
-        if self._thread.is_alive():
-            self._q.put(None)
-            self._thread.join()
-            sys.setswitchinterval(self._switch)
-        for fd in self.open.values():
-            os.close(fd)
-        self.open.clear()
-        for item in self.items.values():
-            self._unlink(item.tmp)
-        self.items.clear()
-        if not self.manifest.closed:
-            self.manifest.close()
+        """Finish every file the writer has, then stop it; objects still
+        open (the decoder did not end them) leave no file behind."""
         try:
-            os.rmdir(self.tmp_dir)
-        except OSError:
-            pass
-        if self._error is not None:
-            self._raise()
+            for idx, item in list(self.items.items()):
+                if item.pending:
+                    self._flush(idx, item)
+            self._reap(wait=True)
+        finally:
+            for _, tmp, _, _ in self._finishing:
+                self._unlink(tmp)
+            self._finishing.clear()
+            self.open.clear()
+            try:
+                self._writer.stop()
+            except OSError as exc:
+                error = ExportError(f"writing to {self.out}: {exc.strerror or exc}")
+            else:
+                error = None
+            for item in self.items.values():
+                self._unlink(item.tmp)
+            self.items.clear()
+            if not self.manifest.closed:
+                self.manifest.close()
+            try:
+                os.rmdir(self.tmp_dir)
+            except OSError:
+                pass
+        if error is not None:
+            raise error
 
     # --------------------------------------------------------------- helpers
     @staticmethod
@@ -585,22 +601,6 @@ class Exporter:
 
 
 COPY_CHUNK = 1 << 20
-
-
-def _pwrite(fd: int, data, pos: int) -> None:
-    """Write ``data`` at ``pos`` (positioned: the holes a tap left stay
-    holes), finishing short writes."""
-    view = memoryview(data)
-    while view:
-        if hasattr(os, "pwrite"):
-            n = os.pwrite(fd, view, pos)
-        else:  # pragma: no cover - Windows
-            os.lseek(fd, pos, os.SEEK_SET)
-            n = os.write(fd, view)
-        if n <= 0:
-            raise OSError(f"write returned {n}")
-        view = view[n:]
-        pos += n
 
 
 def _copy_keeping_holes(src, dst, shift: int) -> None:
