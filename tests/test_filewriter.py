@@ -155,3 +155,29 @@ def test_dropping_a_busy_writer_neither_hangs_nor_leaks(tmp_path):
     del w  # finishes the queued jobs, joins the thread, closes the files
     assert set(os.listdir("/proc/self/fd")) <= before
     assert all((tmp_path / f"f{k}").stat().st_size == 2_000_000 for k in range(4))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_place_takes_the_first_free_name_and_never_replaces(impl, tmp_path):
+    import struct
+    (tmp_path / "obj.dcm").write_bytes(b"first")
+    (tmp_path / "obj-1.dcm").symlink_to(tmp_path / "elsewhere")  # taken, and never followed
+    w = impl.FileWriter()
+    results = []
+    for k in range(2):
+        w.open(0, tmp_path / f"t{k}", True)
+        w.write(0, 0, (b"new%d" % k,))
+        w.close(0)
+        results.append(bytearray(8))
+        w.place(tmp_path / f"t{k}", tmp_path / "obj", ".dcm", results[-1])
+    missing = bytearray(8)
+    w.place(tmp_path / "gone", tmp_path / "x", ".dcm", missing)
+    w.stop()
+    assert [struct.unpack("=ii", r) for r in results] == [(0, 2), (0, 3)]
+    assert (tmp_path / "obj.dcm").read_bytes() == b"first"
+    assert (tmp_path / "obj-2.dcm").read_bytes() == b"new0"
+    assert (tmp_path / "obj-3.dcm").read_bytes() == b"new1"
+    assert not (tmp_path / "elsewhere").exists()
+    assert not (tmp_path / "t0").exists() and not (tmp_path / "t1").exists()
+    assert struct.unpack("=ii", missing)[0] == errno.ENOENT
+    assert not (tmp_path / "x.dcm").exists()

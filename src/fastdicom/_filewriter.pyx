@@ -1,37 +1,43 @@
 # cython: language_level=3
-"""The export sink's I/O stage: ordered file jobs on a native thread.
+"""The export sink's I/O stage: ordered file jobs on native threads.
 
 The exporter (``export.py``) decides what goes where; this module only does
 it, off the decoding thread and outside the GIL, so that writing and
 hashing overlap with decoding without ever competing for the interpreter::
 
-    decoding thread (GIL)                      writer thread (no GIL, ever)
-    open(slot, path, create)  --+
-    write(slot, pos, pieces,    |  ring of     open(2) into fds[slot]
-          hasher)             --+-> jobs   --> SHA-256 update over the pieces,
-    close(slot)               --+  (FIFO)      then one pwritev(2) per IOV_MAX
-    done() / wait(seq) <-- completed count --  close(2)
+    decoding thread (GIL)                   I/O thread (no GIL, ever)
+    open(slot, path, create)  --+           open(2) into fds[slot]
+    write(slot, pos, pieces,    |  ring     pwritev(2) of the pieces, IOV_MAX at a time
+          hasher)             --+-> of  --> close(2)
+    close(slot)               --+  jobs     rename(2) to the first free name
+    place(tmp, stem, suffix)  --+ (FIFO)
+                                      \--> hashing thread (no GIL, ever)
+                                            SHA-256 update over the pieces
+    done() / wait(seq) <-- jobs both threads are past
 
-Jobs run strictly in submission order.  A job holds references to its byte
-strings and hasher; the submitting thread drops them once the job is done
-(only it touches Python objects).  Bytes in flight are bounded
-(``max_pending``): ``write`` waits, with the GIL released, when the disk is
-behind.  The first error stops all later opens and writes (closes still run,
-so no descriptor leaks) and is raised, as ``OSError``, by the next call.
+Each thread runs the jobs strictly in submission order.  A job holds
+references to its byte strings and hasher; the submitting thread drops them
+once the job is done (only it touches Python objects).  Bytes in flight are
+bounded (``max_pending``): ``write`` waits, with the GIL released, when the
+disk is behind.  The first error stops all later opens and writes (closes
+still run, so no descriptor leaks) and is raised, as ``OSError``, by the
+next call.
 
 SHA-256 is the libcrypto that Python's own ``hashlib`` is linked with
 (``SHA256_Init/Update/Final``, looked up with dlsym and checked against
 ``hashlib`` once).  Where it cannot be found ``native_sha256()`` is false and
-the exporter hashes on its own thread instead.  The pure-Python twin is
+the exporter hashes on the decoding thread instead.  The pure-Python twin is
 ``_pyfilewriter.py``.
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
 from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.errno cimport EINTR, EIO, errno
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy
+from libc.errno cimport ENOMEM
+from libc.string cimport memcpy, strlen
 from posix.dlfcn cimport RTLD_NOW, dlopen, dlsym
 from posix.fcntl cimport O_CREAT, O_EXCL, O_WRONLY, open as c_open
 from posix.types cimport off_t
@@ -48,6 +54,37 @@ cdef extern from "<fcntl.h>" nogil:
 
 cdef extern from "<dlfcn.h>" nogil:
     enum: RTLD_NOLOAD
+
+cdef extern from *:
+    """
+    #include <stdio.h>
+    #include <fcntl.h>
+    #include <errno.h>
+    #include <unistd.h>
+    #if defined(__linux__)
+    #include <sys/syscall.h>
+    #endif
+    /* rename(2) that fails with EEXIST instead of replacing (Linux renameat2
+       RENAME_NOREPLACE); ENOSYS/EINVAL where the system or file system lacks it */
+    static int fw_rename_noreplace(const char *from, const char *to) {
+    #if defined(__linux__) && defined(SYS_renameat2)
+        return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1u);
+    #else
+        (void)from; (void)to; errno = ENOSYS; return -1;
+    #endif
+    }
+    """
+    int fw_rename_noreplace(const char *, const char *) nogil
+    int snprintf(char *, size_t, const char *, ...) nogil
+
+cdef extern from "<unistd.h>" nogil:
+    int link(const char *, const char *)
+    int unlink(const char *)
+
+cdef extern from "<errno.h>" nogil:
+    enum: EEXIST
+    enum: ENOSYS
+    enum: EINVAL
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_t:
@@ -86,7 +123,8 @@ cdef enum JobKind:
     J_OPEN = 1
     J_WRITE = 2
     J_CLOSE = 3
-    J_STOP = 4
+    J_PLACE = 4
+    J_STOP = 5
 
 
 cdef bint _lookup_sha256():
@@ -164,20 +202,25 @@ cdef struct Job:
     Py_ssize_t n
     Py_ssize_t nbytes
     iovec *iov
-    const char *path  # J_OPEN: inside ``keep``
+    const char *path  # J_OPEN: the file; J_PLACE: the temporary file (inside ``keep``)
+    const char *stem  # J_PLACE: the final name without suffix
+    const char *suffix
+    int *result  # J_PLACE: [errno or 0, number of the name taken]
     PyObject *keep  # the tuple of byte strings, or the path
     PyObject *hasher  # a Sha256 or NULL
     void *ctx
 
 
-# what the writer thread shares with the caller (under ``lock``)
+# what the writer threads share with the caller (under ``lock``)
 cdef struct State:
     Job *ring
     int *fds
     int max_open
-    Py_ssize_t pending
+    Py_ssize_t pending  # bytes of the jobs not done
     long long head  # jobs submitted
-    long long done  # jobs done
+    long long io_done  # jobs the I/O thread did
+    long long hash_done  # jobs the hashing thread did
+    long long done  # jobs both did
     pthread_mutex_t lock
     pthread_cond_t work
     pthread_cond_t space
@@ -186,23 +229,57 @@ cdef struct State:
     int err_slot
 
 
-cdef void *_loop(void *arg) noexcept nogil:
+cdef void _advance(State *s) noexcept nogil:
+    """A thread finished a job (``lock`` held): count the jobs both did."""
+    cdef long long upto = min(s.io_done, s.hash_done)
+    while s.done < upto:
+        s.pending -= s.ring[s.done % RING].nbytes
+        s.done += 1
+    pthread_cond_broadcast(&s.space)
+
+
+cdef void *_io_loop(void *arg) noexcept nogil:
     cdef State *s = <State *>arg
     cdef Job *j
     cdef int kind
     pthread_mutex_lock(&s.lock)
     while True:
-        while s.done == s.head:
+        while s.io_done == s.head:
             pthread_cond_wait(&s.work, &s.lock)
-        j = &s.ring[s.done % RING]
+        j = &s.ring[s.io_done % RING]
         pthread_mutex_unlock(&s.lock)
         kind = j.kind
         if kind != J_STOP:
             _execute(s, j)
         pthread_mutex_lock(&s.lock)
-        s.done += 1
-        s.pending -= j.nbytes
-        pthread_cond_broadcast(&s.space)
+        s.io_done += 1
+        _advance(s)
+        if kind == J_STOP:
+            break
+    pthread_mutex_unlock(&s.lock)
+    return NULL
+
+
+cdef void *_hash_loop(void *arg) noexcept nogil:
+    """SHA-256 of the write jobs that carry a hasher, in job order, beside the
+    I/O thread (the two only read the pieces)."""
+    cdef State *s = <State *>arg
+    cdef Job *j
+    cdef int kind
+    cdef Py_ssize_t i
+    pthread_mutex_lock(&s.lock)
+    while True:
+        while s.hash_done == s.head:
+            pthread_cond_wait(&s.work, &s.lock)
+        j = &s.ring[s.hash_done % RING]
+        pthread_mutex_unlock(&s.lock)
+        kind = j.kind
+        if j.ctx != NULL:
+            for i in range(j.n):
+                _sha_update(j.ctx, j.iov[i].iov_base, j.iov[i].iov_len)
+        pthread_mutex_lock(&s.lock)
+        s.hash_done += 1
+        _advance(s)
         if kind == J_STOP:
             break
     pthread_mutex_unlock(&s.lock)
@@ -218,8 +295,10 @@ cdef void _fail(State *s, Job *j, int e) noexcept nogil:
 
 cdef void _execute(State *s, Job *j) noexcept nogil:
     cdef int fd, cnt
-    cdef Py_ssize_t i, r
+    cdef Py_ssize_t i, r, n
     cdef off_t pos
+    cdef iovec *iov
+    cdef iovec *own = NULL
     if j.kind == J_CLOSE:
         fd = s.fds[j.slot]
         s.fds[j.slot] = -1
@@ -228,6 +307,9 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
         return
     if s.err_no:
         return  # after an error only closes run
+    if j.kind == J_PLACE:
+        _place(j)
+        return
     if j.kind == J_OPEN:
         while True:
             fd = c_open(j.path, j.flags, 0o644)
@@ -238,39 +320,91 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
         else:
             s.fds[j.slot] = fd
         return
-    # J_WRITE: hash, then write every piece at its position
-    if j.ctx != NULL:
-        for i in range(j.n):
-            _sha_update(j.ctx, j.iov[i].iov_base, j.iov[i].iov_len)
+    # J_WRITE: every piece at its position (the hashing thread reads them too)
     fd = s.fds[j.slot]
     if fd < 0:
         _fail(s, j, EIO)
         return
+    iov = j.iov
+    n = j.n
     i = 0
     pos = j.pos
-    while i < j.n:
-        if j.iov[i].iov_len == 0:
+    while i < n:
+        if iov[i].iov_len == 0:
             i += 1
             continue
-        cnt = <int>min(j.n - i, IOV_BATCH)
-        r = pwritev(fd, j.iov + i, cnt, pos)
+        cnt = <int>min(n - i, IOV_BATCH)
+        r = pwritev(fd, iov + i, cnt, pos)
         if r < 0:
             if errno == EINTR:
                 continue
             _fail(s, j, errno)
-            return
+            break
         if r == 0:
             _fail(s, j, EIO)
-            return
+            break
         pos += r
-        while r > 0:  # past what was written; a short write resumes mid-piece
-            if <size_t>r >= j.iov[i].iov_len:
-                r -= j.iov[i].iov_len
+        while r > 0 and i < n:  # past what was written
+            if <size_t>r >= iov[i].iov_len:
+                r -= iov[i].iov_len
                 i += 1
-            else:
-                j.iov[i].iov_base = <char *>j.iov[i].iov_base + r
-                j.iov[i].iov_len -= r
+            else:  # a short write ends mid-piece: resume from a private copy of the rest
+                if own == NULL:
+                    own = <iovec *>malloc((n - i) * sizeof(iovec))
+                    if own == NULL:
+                        _fail(s, j, ENOMEM)
+                        return
+                    memcpy(own, iov + i, (n - i) * sizeof(iovec))
+                    iov = own
+                    n -= i
+                    i = 0
+                iov[i].iov_base = <char *>iov[i].iov_base + r
+                iov[i].iov_len -= r
                 r = 0
+    free(own)
+
+
+cdef enum:
+    PLACE_TRIES = 10000
+
+
+cdef void _place(Job *j) noexcept nogil:
+    """Give the temporary file its final name, ``stem + suffix`` or
+    ``stem-K + suffix`` for the first free K: a rename that never replaces,
+    else a hard link and an unlink.  Failures go to ``result`` (the caller
+    falls back to copying), not to the writer's error."""
+    cdef size_t size = strlen(j.stem) + strlen(j.suffix) + 16
+    cdef char *cand = <char *>malloc(size)
+    cdef int k, e
+    j.result[0] = EEXIST
+    if cand == NULL:
+        j.result[0] = ENOMEM
+        return
+    for k in range(PLACE_TRIES):
+        if k == 0:
+            snprintf(cand, size, "%s%s", j.stem, j.suffix)
+        else:
+            snprintf(cand, size, "%s-%d%s", j.stem, k, j.suffix)
+        if fw_rename_noreplace(j.path, cand) == 0:
+            j.result[0] = 0
+            j.result[1] = k
+            break
+        e = errno
+        if e == EEXIST:
+            continue
+        if e != ENOSYS and e != EINVAL:
+            j.result[0] = e
+            break
+        if link(j.path, cand) == 0:
+            unlink(j.path)
+            j.result[0] = 0
+            j.result[1] = k
+            break
+        e = errno
+        if e != EEXIST:
+            j.result[0] = e
+            break
+    free(cand)
 
 
 cdef inline void _blank(Job *j, int kind, int slot) noexcept:
@@ -282,13 +416,17 @@ cdef inline void _blank(Job *j, int kind, int slot) noexcept:
     j.nbytes = 0
     j.iov = NULL
     j.path = NULL
+    j.stem = NULL
+    j.suffix = NULL
+    j.result = NULL
     j.keep = NULL
     j.hasher = NULL
     j.ctx = NULL
 
 
 cdef class FileWriter:
-    """Ordered open/write/close jobs on one native thread (see the module docstring).
+    """Ordered open/write/close/place jobs on a native I/O thread, with a
+    native hashing thread beside it (see the module docstring).
 
     ``open``, ``write`` and ``close`` return the job's sequence number: the
     job is done once ``done() >= seq``.  ``slot`` is an index below
@@ -298,7 +436,7 @@ cdef class FileWriter:
     cdef readonly int max_open
     cdef Py_ssize_t max_pending
     cdef long long reclaimed
-    cdef pthread_t thread
+    cdef pthread_t io_thread, hash_thread
     cdef bint running, stopped
     cdef object paths  # slot -> path of the last open, for error messages
 
@@ -320,8 +458,18 @@ cdef class FileWriter:
         pthread_mutex_init(&self.s.lock, NULL)
         pthread_cond_init(&self.s.work, NULL)
         pthread_cond_init(&self.s.space, NULL)
-        if pthread_create(&self.thread, NULL, _loop, <void *>self.s) != 0:
+        if pthread_create(&self.io_thread, NULL, _io_loop, <void *>self.s) != 0:
             raise OSError("cannot start the export writer thread")
+        if pthread_create(&self.hash_thread, NULL, _hash_loop, <void *>self.s) != 0:
+            pthread_mutex_lock(&self.s.lock)  # stop the I/O thread alone
+            _blank(&self.s.ring[0], J_STOP, 0)
+            self.s.head = 1
+            pthread_cond_broadcast(&self.s.work)
+            pthread_mutex_unlock(&self.s.lock)
+            with nogil:
+                pthread_join(self.io_thread, NULL)
+            self.stopped = True
+            raise OSError("cannot start the export hashing thread")
         self.running = True
 
     def __dealloc__(self):
@@ -383,7 +531,7 @@ cdef class FileWriter:
         self.s.head += 1
         self.s.pending += nbytes
         seq = self.s.head
-        pthread_cond_signal(&self.s.work)
+        pthread_cond_broadcast(&self.s.work)
         pthread_mutex_unlock(&self.s.lock)
         return seq
 
@@ -455,6 +603,30 @@ cdef class FileWriter:
         _blank(&j, J_CLOSE, slot)
         return self._push(&j, False)
 
+    def place(self, tmp, stem, suffix, result: bytearray) -> int:
+        """Rename ``tmp`` to ``stem + suffix`` (or ``stem-K + suffix``, the
+        first K free), never replacing a file.  Once done, ``result`` (8
+        bytes, native int32s) holds [errno, K]: errno 0 when it was placed."""
+        cdef Job j
+        if self.stopped:
+            raise ValueError("the export writer is stopped")
+        if len(result) != 8:
+            raise ValueError("result must be a bytearray of 8 bytes")
+        keep = (os.fsencode(tmp), os.fsencode(stem), os.fsencode(suffix), result)
+        for b in keep[:3]:
+            if b"\0" in b:
+                raise ValueError("embedded null byte in path")
+        self._reclaim()
+        self._check()
+        _blank(&j, J_PLACE, 0)
+        j.path = PyBytes_AS_STRING(keep[0])
+        j.stem = PyBytes_AS_STRING(keep[1])
+        j.suffix = PyBytes_AS_STRING(keep[2])
+        j.result = <int *>PyByteArray_AS_STRING(result)
+        Py_INCREF(keep)
+        j.keep = <PyObject *>keep
+        return self._push(&j, False)
+
     def done(self) -> int:
         """How many jobs are done; raises the first error, if one happened."""
         self._reclaim()
@@ -480,7 +652,8 @@ cdef class FileWriter:
         _blank(&j, J_STOP, 0)
         self._push(&j, False)
         with nogil:
-            pthread_join(self.thread, NULL)
+            pthread_join(self.io_thread, NULL)
+            pthread_join(self.hash_thread, NULL)
         self.running = False
         self.stopped = True
         for k in range(self.max_open):

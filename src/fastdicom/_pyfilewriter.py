@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno as _errno
 import hashlib
 import os
+import struct
 
 IMPLEMENTATION = "python"
 
@@ -17,6 +18,7 @@ O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 O_BINARY = getattr(os, "O_BINARY", 0)
 IOV_BATCH = 1024
+PLACE_TRIES = 10000
 
 
 def native_sha256() -> bool:
@@ -123,6 +125,34 @@ class FileWriter:
                 os.close(fd)
             except OSError as exc:
                 self._fail(exc, "closing", slot)
+        return self._job()
+
+    def place(self, tmp, stem, suffix, result: bytearray) -> int:
+        """Link ``tmp`` to ``stem + suffix`` (or ``stem-K + suffix``, the first
+        K free) and unlink it; ``result`` gets [errno, K] as native int32s."""
+        if self.stopped:
+            raise ValueError("the export writer is stopped")
+        if len(result) != 8:
+            raise ValueError("result must be a bytearray of 8 bytes")
+        names = [os.fsencode(x) for x in (tmp, stem, suffix)]
+        if any(b"\0" in b for b in names):
+            raise ValueError("embedded null byte in path")
+        self._check()
+        tmp, stem, suffix = names
+        err, k = _errno.EEXIST, 0
+        for k in range(PLACE_TRIES):
+            cand = stem + (b"-%d" % k if k else b"") + suffix
+            try:
+                os.link(tmp, cand, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                err = exc.errno or _errno.EIO
+                break
+            os.unlink(tmp)
+            err = 0
+            break
+        struct.pack_into("=ii", result, 0, err, k)
         return self._job()
 
     def done(self) -> int:

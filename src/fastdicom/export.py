@@ -393,9 +393,12 @@ class Exporter:
                                         frame=t.frame_last, file=name + suffix,
                                         missing=_ranges(t) or "the end of the data set")
         self._release(t.index)
-        self._after_writes(item.tmp, self._finish, t, item, rec, complete, keep, meta, folder, name, suffix)
+        # the writer renames the file (the meta header is known): this thread only reads the result
+        placing = self._place_later(item.tmp, folder, name, suffix) if keep and not meta else None
+        self._after_writes(item.tmp, self._finish, t, item, rec, complete, keep, meta, folder, name,
+                           suffix, placing)
 
-    def _finish(self, t, item, rec, complete, keep, meta, folder, name, suffix):
+    def _finish(self, t, item, rec, complete, keep, meta, folder, name, suffix, placing):
         if complete and item.hasher is not None:
             t.hasher = item.hasher  # the object's SHA-256, for the manifest and the summary
             rec["sha256"] = t.sha256
@@ -406,7 +409,7 @@ class Exporter:
             try:
                 if meta:
                     self._prepend_meta(item, meta)
-                final = self._place(item.tmp, folder, name, suffix)
+                final = self._placed(item.tmp, folder, name, suffix, placing)
             except BaseException:
                 self._unlink(item.tmp)  # no temporary file left behind
                 raise
@@ -442,11 +445,12 @@ class Exporter:
         item.tmp = tmp
         self._job(self._writer.write, self._slot(idx, item), 0, (meta, bytes(data)), None)
         self._release(idx)
-        self._after_writes(tmp, self._finish_command, tmp, folder, name, rec)
+        placing = self._place_later(tmp, folder, name, ".dcm")
+        self._after_writes(tmp, self._finish_command, tmp, folder, name, rec, placing)
 
-    def _finish_command(self, tmp, folder, name, rec):
+    def _finish_command(self, tmp, folder, name, rec, placing):
         try:
-            final = self._place(tmp, folder, name, ".dcm")
+            final = self._placed(tmp, folder, name, ".dcm", placing)
         except BaseException:
             self._unlink(tmp)
             raise
@@ -549,15 +553,35 @@ class Exporter:
                             safe_name(vals.get(0x0020000D), 64, "unknown-study"),
                             safe_name(vals.get(0x0020000E), 64, "unknown-series"))
 
-    def _place(self, tmp, folder, stem, suffix) -> str:
-        """Link the temporary file to ``stem + suffix`` in ``folder`` (``stem-1``,
-        ``stem-2``... if taken); never replace a file."""
+    def _make_folder(self, folder) -> None:
         rel = os.path.relpath(folder, self.out)
         if rel != ".":
             cur = self.out
             for part in rel.split(os.sep):
                 cur = os.path.join(cur, part)
                 self._mkdir(cur)
+
+    def _place_later(self, tmp, folder, stem, suffix) -> bytearray:
+        """Queue the writer's rename of ``tmp`` to its final name (after the
+        jobs queued so far); the returned buffer says how it went."""
+        self._make_folder(folder)
+        result = bytearray(8)
+        self._job(self._writer.place, tmp, os.path.join(folder, stem), suffix, result)
+        return result
+
+    def _placed(self, tmp, folder, stem, suffix, placing) -> str:
+        """The final path of a file the writer was asked to place (``placing``),
+        or placed here (``_place``) when it was not asked or could not."""
+        if placing is not None:
+            err, k = struct.unpack("=ii", placing)
+            if err == 0:
+                return os.path.join(folder, f"{stem}{suffix}" if k == 0 else f"{stem}-{k}{suffix}")
+        return self._place(tmp, folder, stem, suffix)
+
+    def _place(self, tmp, folder, stem, suffix) -> str:
+        """Link the temporary file to ``stem + suffix`` in ``folder`` (``stem-1``,
+        ``stem-2``... if taken); never replace a file."""
+        self._make_folder(folder)
         for k in range(10000):
             cand = os.path.join(folder, f"{stem}{suffix}" if k == 0 else f"{stem}-{k}{suffix}")
             try:
