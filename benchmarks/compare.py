@@ -2,7 +2,7 @@
 """Measure fastdicom against cat, a dpkt header loop and tshark, in one run.
 
     python benchmarks/compare.py [--sizes 1G,4G] [--cache DIR] [--workers N] [--repeat 3]
-                                 [--no-tshark | --tshark-sizes 1G] [--update-readme]
+                                 [--settle 65] [--no-tshark | --tshark-sizes 1G] [--update-readme]
 
 For each size it makes (once, cached) a capture with ``make_capture.py``,
 then times each command in a fresh process with the file in the page cache,
@@ -106,6 +106,19 @@ def exported_matches(truth_path, out_dir) -> tuple[int, int]:
     return got, len(truth["received"])
 
 
+def settle(seconds: float, remove) -> None:
+    """Remove the previous run's output, write back every dirty page and
+    wait, so that a run that writes files pays only for its own work.  Two
+    costs of the previous run would land on the next one otherwise: the
+    writeback of its dirty pages, and, on ext4 without a journal (this
+    machine's disk), a scan past every inode deleted in the last 60 s on each
+    file creation (``recently_deleted()`` in fs/ext4/ialloc.c), which made one
+    export of 1,463 files 1-2 s slower."""
+    remove()
+    os.sync()
+    time.sleep(max(0.0, seconds))
+
+
 def machine() -> str:
     cpu = platform.processor() or ""
     try:
@@ -126,6 +139,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=str(HERE / ".cache"))
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each fast command (default 3)")
+    ap.add_argument("--settle", type=float, default=65.0,
+                    help="seconds to wait, after deleting the previous output and syncing, before "
+                         "each run that writes to disk (default 65; see settle())")
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--tshark-sizes", default=None,
                     help="comma-separated sizes at which to run tshark (default: all)")
@@ -178,14 +194,15 @@ def main(argv=None) -> int:
                           f"{'yes' if s1.read_bytes() == sn.read_bytes() else 'NO'}")
             out = Path(tmp) / "export"
             row("fastdicom export", fd + ["export", str(cap), "--ports", "11112", "-o", str(out)],
-                before=lambda: shutil.rmtree(out, ignore_errors=True))
+                before=lambda: settle(a.settle, lambda: shutil.rmtree(out, ignore_errors=True)))
             got, want = exported_matches(truth, out)
             checks.append(f"{size}: fastdicom export matched {got}/{want} objects of the truth file")
             shutil.rmtree(out)
             # what writing the same bytes costs on this disk, for reference
             dd = Path(tmp) / "dd.bin"
             row("dd: write the capture's size to disk", [
-                "dd", f"if={cap}", f"of={dd}", "bs=8M", "status=none"], before=lambda: dd.unlink(missing_ok=True))
+                "dd", f"if={cap}", f"of={dd}", "bs=8M", "status=none"],
+                before=lambda: settle(a.settle, lambda: dd.unlink(missing_ok=True)))
         row("dpkt header loop (Ethernet/IP/TCP)", [py, "-c", DPKT_LOOP, str(cap)], repeat=1)
         if tshark and (a.tshark_sizes is None or size in a.tshark_sizes.split(",")):
             row("tshark -q -z io,stat,0,dicom", [tshark, "-r", str(cap), "-q", "-d", "tcp.port==11112,dicom",
@@ -202,7 +219,7 @@ def main(argv=None) -> int:
         table.append(f"| {size} | {name} | {wall:.2f} | {best:.2f} | {rate:.0f} | {rss:.0f} |")
     text = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on: {machine()}.", "",
                       f"Command: `python benchmarks/compare.py --sizes {a.sizes} --workers {a.workers}"
-                      f" --repeat {a.repeat}"
+                      f" --repeat {a.repeat} --settle {a.settle:g}"
                       + (f" --tshark-sizes {a.tshark_sizes}" if a.tshark_sizes else "")
                       + (" --no-tshark" if a.no_tshark else "") + "`", "",
                       *table, "", *[f"- {c}" for c in checks]])

@@ -62,8 +62,8 @@ O_BINARY = getattr(os, "O_BINARY", 0)
 
 LAYOUTS = ("flat", "association", "patient")
 HEAD = 16384  # leading data set bytes kept to find UIDs and patient/study/series
-BATCH = 8 << 20  # bytes of one object handed to the writer at once
-MAX_PENDING = 64 << 20  # all objects together, batched here or queued in the writer
+BATCH = 4 << 20  # bytes of one object handed to the writer at once
+MAX_PENDING = 32 << 20  # all objects together, batched here; as much again queued in the writer
 
 if PURE_PYTHON:
     from . import _pyfilewriter as _writer
