@@ -333,3 +333,18 @@ def test_verify_finds_a_value_cut_by_the_end_of_the_file(tmp_path):
     p.write_bytes(data[:i - 2] + b"\xf0\x00" + data[i:i + 3])  # PatientName claims 240 bytes
     (bad,) = verify(str(tmp_path))
     assert bad[0] == "a.dcm" and "(0010,0010)" in bad[1] and "past the end of the file" in bad[1]
+
+
+@pytest.mark.parametrize("name", ["big_store", "concurrent"])
+def test_direct_io_and_page_cache_writes_give_the_same_files(name, tmp_path):
+    """O_DIRECT (the default where the file system takes it) and ordinary
+    writes leave identical folders: names, manifest and every byte."""
+    export(REAL / f"{name}.pcap", tmp_path / "direct", direct_io=True)
+    export(REAL / f"{name}.pcap", tmp_path / "buffered", direct_io=False, max_open=1)
+
+    def files(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    a, b = files(tmp_path / "direct"), files(tmp_path / "buffered")
+    assert a.keys() == b.keys() and len(a) > 2
+    assert a == b

@@ -181,3 +181,81 @@ def test_place_takes_the_first_free_name_and_never_replaces(impl, tmp_path):
     assert not (tmp_path / "t0").exists() and not (tmp_path / "t1").exists()
     assert struct.unpack("=ii", missing)[0] == errno.ENOENT
     assert not (tmp_path / "x.dcm").exists()
+
+
+def _direct_supported(folder) -> bool:
+    """Whether this file system takes O_DIRECT (the compiled writer uses it there)."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    try:
+        fd = os.open(folder / ".probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(folder / ".probe")
+    return True
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+def test_direct_io_writes_the_same_bytes(direct, tmp_path):
+    """O_DIRECT appends go through the staging buffer in whole blocks; the
+    last partial block is written at close and the file cut to its length.
+    Pieces of every size, some larger than the staging buffer (4 MiB)."""
+    rnd = __import__("random").Random(11)
+    sizes = [0, 1, 4095, 4096, 4097, 100, 65536, 5 << 20, 3, 8191, (4 << 20) - 5, 12345]
+    w = _filewriter.FileWriter(max_open=3, max_pending=1 << 20, direct=direct)
+    files = {}
+    for f in range(3):
+        pieces = [rnd.randbytes(rnd.choice(sizes)) for _ in range(14)]
+        h = _filewriter.Sha256()
+        p = tmp_path / f"f{f}"
+        w.open(f, p, True)
+        w.write(f, 0, (b"meta" * 33,))  # 132 bytes first, as the exporter's meta header
+        pos = 132
+        for k in range(0, len(pieces), 3):
+            batch = tuple(pieces[k:k + 3])
+            w.write(f, pos, batch, h)
+            pos += sum(map(len, batch))
+        files[p] = (b"meta" * 33 + b"".join(pieces), h)
+    for f in range(3):
+        w.close(f)
+    w.wait()
+    for p, (data, h) in files.items():
+        assert p.stat().st_size == len(data)
+        assert p.read_bytes() == data
+        assert h.hexdigest() == hashlib.sha256(data[132:]).hexdigest()
+    total = sum(len(d) for d, _ in files.values())
+    if direct and _direct_supported(tmp_path):
+        assert w.direct_bytes == total  # every byte, the tails included, went to disk directly
+    elif not direct:
+        assert w.direct_bytes == 0
+    w.stop()
+
+
+def test_direct_io_leaves_for_ordinary_writes_when_not_appending(tmp_path):
+    """A hole, a write behind the end, a reopened file and a writer stopped
+    with files open: the direct writer keeps the same bytes as an ordinary one."""
+    w = _filewriter.FileWriter(max_open=4, direct=True)
+    a, b, c, d = (tmp_path / n for n in "abcd")
+    w.open(0, a, True)
+    w.write(0, 0, (b"x" * 5000,))
+    w.write(0, 9000, (b"y" * 10,))  # a hole after a direct write: the tail is flushed first
+    w.write(0, 20000, (b"z",))
+    w.open(1, b, True)
+    w.write(1, 0, (b"q" * 10000,))
+    w.write(1, 0, (b"head",))  # behind the end (as a meta header put in front)
+    w.open(2, c, True)
+    w.write(2, 0, (b"1" * 6000,))
+    w.close(2)
+    w.open(2, c, False)  # reopened: ordinary appends
+    w.write(2, 6000, (b"2" * 3000,))
+    w.open(3, d, True)
+    w.write(3, 0, (b"open at stop" * 1000,))  # 12000 bytes: a partial last block in the tail
+    w.close(0)
+    w.close(1)
+    w.close(2)
+    w.stop()  # d is still open: its tail must reach the disk
+    assert a.read_bytes() == b"x" * 5000 + bytes(4000) + b"y" * 10 + bytes(10990) + b"z"
+    assert b.read_bytes() == b"head" + b"q" * 9996
+    assert c.read_bytes() == b"1" * 6000 + b"2" * 3000
+    assert d.read_bytes() == b"open at stop" * 1000

@@ -16,6 +16,13 @@ What the port changes is only how the work is done:
 - in-order TCP payload goes straight from the packet to the PDU framer; bytes
   are copied only into the history ring, the PDV piece being handed out (up to
   ``data_limit``), association PDU bodies, and out-of-order segments;
+- the history ring is filled lazily: while one direction receives in-order
+  segments, only where they lie is noted (``_hp_*``), and just the last
+  ``history`` bytes of them are copied, when another direction receives, when
+  a retransmission is compared, or before ``feed()`` returns;
+- workers remember the keys of connections that are not theirs
+  (``_foreign``), so that each later packet costs one table probe instead of
+  the partition hash;
 - Python objects are made per event, never per packet.
 """
 
@@ -56,6 +63,10 @@ DEFAULT_PORTS = (104, 11112)
 
 COMMAND_GROUP_LENGTH = b"\x00\x00\x00\x00\x04\x00\x00\x00"  # (0000,0000) UL, 4 bytes
 cdef const uint8_t *_CGL = b"\x00\x00\x00\x00\x04\x00\x00\x00"
+
+cdef enum:
+    HIST_SPANS = 32  # in-order segments noted before their bytes are copied into the history
+    FOREIGN_SLOTS = 256  # remembered keys of connections owned by other workers
 
 _COUNTER_NAMES = (
     "records", "bytes", "non_ip", "non_tcp", "ip_fragments", "unsupported_link",
@@ -141,6 +152,16 @@ cdef inline uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) noexcept nogil:
     for k in range(n):
         h = (h ^ p[k]) * 0x100000001B3ULL
     return h
+
+
+cdef inline void hist_copy(uint8_t *hist, long long H, long long off, const uint8_t *data,
+                           Py_ssize_t n) noexcept nogil:
+    """The last ``min(n, H)`` of ``n`` bytes at stream offset ``off`` into the ring."""
+    cdef long long m = lmin(n, H)
+    cdef long long i0 = (off + n - m) % H
+    cdef long long first = lmin(m, H - i0)
+    memcpy(hist + i0, data + n - m, first)
+    memcpy(hist, data + n - m + first, m - first)
 
 
 cdef inline uint64_t key_hash(const uint8_t *key) noexcept nogil:
@@ -446,6 +467,17 @@ cdef class Engine:
     cdef bint _sweep_set
     cdef i128 _next_sweep
 
+    # history spans noted but not yet copied (all of one direction, ``_hp_dir``)
+    cdef Dir *_hp_dir
+    cdef const uint8_t *_hp_ptr[HIST_SPANS]
+    cdef long long _hp_off[HIST_SPANS]
+    cdef Py_ssize_t _hp_n[HIST_SPANS]
+    cdef int _hp_head, _hp_cnt
+    cdef long long _hp_total
+
+    # connections of other workers, by table hash (all-zero: empty; a key starts with 4 or 6)
+    cdef uint8_t _foreign[FOREIGN_SLOTS * 40]
+
     # framer replays and scratch
     cdef Replay *_rs
     cdef Py_ssize_t _rs_n, _rs_cap
@@ -518,7 +550,10 @@ cdef class Engine:
         if self._finished:
             raise ValueError("feed() after finish()")
         self.cnt[CT_BYTES] += n
-        self._feed(&data[0] if n else NULL, n)
+        try:
+            self._feed(&data[0] if n else NULL, n)
+        finally:
+            self._hist_flush()  # the spans point into ``data``
 
     def finish(self):
         """End of input: report a truncated tail, flush every connection."""
@@ -526,7 +561,10 @@ cdef class Engine:
         cdef Flow *fl
         if self._finished:
             return
-        self._parse(self._carry.p, self._carry.n, True)
+        try:
+            self._parse(self._carry.p, self._carry.n, True)
+        finally:
+            self._hist_flush()
         rest = self._carry.n - self._pos
         if rest > 0:
             self.cnt[CT_TRUNCATED_RECORDS] += 1
@@ -578,6 +616,7 @@ cdef class Engine:
                 buf_append(&self._carry, data + dpos, take)
                 dpos += take
                 self._parse(self._carry.p, self._carry.n, False)
+                self._hist_flush()  # the next buf_append may move the carry
                 if self._pos == self._carry.n:
                     self._foff += self._carry.n
                     self._carry.n = 0
@@ -1114,6 +1153,9 @@ cdef class Engine:
         return 0
 
     cdef void _drop(self, Flow *fl) noexcept:
+        if self._hp_dir == &fl.dirs[0] or self._hp_dir == &fl.dirs[1]:
+            self._hp_dir = NULL
+            self._hp_cnt = 0
         """Remove a connection from the table and the LRU list, and free it."""
         cdef size_t mask = self._mask
         cdef size_t i = fl.h & mask, j, k
@@ -1166,6 +1208,7 @@ cdef class Engine:
         cdef uint64_t h
         cdef Flow *fl
         cdef Dir *d
+        cdef uint8_t *fk
         cdef bint is_port
         c = memcmp(src, dst, 16)
         if c < 0 or (c == 0 and sport <= dport):
@@ -1190,9 +1233,13 @@ cdef class Engine:
         h = key_hash(key)
         fl = self._lookup(key, h)
         if fl == NULL:
-            if self.part_n > 1 and <long long>(fnv1a(key, KEY_LEN) % <uint64_t>self.part_n) != self.part_k:
-                self.cnt[CT_PARTITION_SKIPPED] += 1
-                return 0
+            if self.part_n > 1:
+                fk = self._foreign + (h & (FOREIGN_SLOTS - 1)) * 40
+                if memcmp(fk, key, 40) == 0 or (
+                        <long long>(fnv1a(key, KEY_LEN) % <uint64_t>self.part_n) != self.part_k):
+                    memcpy(fk, key, 40)
+                    self.cnt[CT_PARTITION_SKIPPED] += 1
+                    return 0
             is_port = self._is_port(pa) or self._is_port(pb)
             if not is_port and not self.heuristic:
                 self.cnt[CT_OTHER_TCP_PACKETS] += 1
@@ -1337,6 +1384,9 @@ cdef class Engine:
                 format_ip(fl.ipver, fl.ip[1 - c]), fl.port[1 - c], outcome))
         for side in range(2):
             d = &fl.dirs[side]
+            if d == self._hp_dir:
+                self._hp_dir = NULL  # its history goes: nothing to copy
+                self._hp_cnt = 0
             free(d.hist)
             d.hist = NULL
             buf_free(&d.rbuf)
@@ -1397,6 +1447,8 @@ cdef class Engine:
         cdef long long lo = lmax(lmax(off, d.hist_from), d.offset - H)
         cdef long long hi = lmin(off + n, d.offset)
         cdef long long i0, first
+        if d == self._hp_dir:
+            self._hist_flush()
         if hi <= lo or d.hist == NULL:
             return 0
         i0 = lo % H
@@ -1629,29 +1681,57 @@ cdef class Engine:
             skip = d.offset - s.off
             try:
                 if skip < s.n:
-                    self._deliver(fl, side, d, s.data + skip, s.n - skip, s.frame, s.ts)
+                    self._deliver(fl, side, d, s.data + skip, s.n - skip, s.frame, s.ts, True)
             finally:
                 free(s.data)
         return 0
 
     cdef int _deliver(self, Flow *fl, int side, Dir *d, const uint8_t *data, Py_ssize_t n,
-                      long long frame, long long ts) except -1:
-        cdef long long H = self.history, m, i0, first
+                      long long frame, long long ts, bint transient=False) except -1:
+        """Hand ``n`` in-order bytes to the framer.  Their history copy is
+        deferred (``_hp_*``) unless ``transient`` (a held segment, freed next)."""
+        cdef long long H = self.history
+        cdef int k
         if H > 0:
             if d.hist == NULL:
                 d.hist = <uint8_t *>calloc(H, 1)
                 if d.hist == NULL:
                     raise MemoryError()
-            m = lmin(n, H)
-            i0 = (d.offset + n - m) % H
-            first = lmin(m, H - i0)
-            memcpy(d.hist + i0, data + n - m, first)
-            memcpy(d.hist, data + n - m + first, m - first)
+            if d != self._hp_dir or self._hp_cnt == HIST_SPANS or transient:
+                self._hist_flush()
+            if transient:
+                hist_copy(d.hist, H, d.offset, data, n)
+            else:
+                self._hp_dir = d
+                k = (self._hp_head + self._hp_cnt) % HIST_SPANS
+                self._hp_ptr[k] = data
+                self._hp_off[k] = d.offset
+                self._hp_n[k] = n
+                self._hp_cnt += 1
+                self._hp_total += n
+                # spans wholly overwritten by newer ones need never be copied
+                while self._hp_cnt > 1 and self._hp_total - self._hp_n[self._hp_head] >= H:
+                    self._hp_total -= self._hp_n[self._hp_head]
+                    self._hp_head = (self._hp_head + 1) % HIST_SPANS
+                    self._hp_cnt -= 1
         d.offset += n
         d.next_seq = <uint32_t>(d.next_seq + <uint64_t>n)
         if d.st != S_DEAD:
             return self._fr_data(fl, side, d, data, n, frame, ts)
         return 0
+
+    cdef void _hist_flush(self) noexcept:
+        """Copy the noted spans into their direction's history ring."""
+        cdef Dir *d = self._hp_dir
+        cdef int i, k
+        if d != NULL:
+            for i in range(self._hp_cnt):
+                k = (self._hp_head + i) % HIST_SPANS
+                hist_copy(d.hist, self.history, self._hp_off[k], self._hp_ptr[k], self._hp_n[k])
+        self._hp_dir = NULL
+        self._hp_head = 0
+        self._hp_cnt = 0
+        self._hp_total = 0
 
     # ------------------------------------------------------------- events
     cdef int _cap_expert(self, int code, long long offset, long long a1, long long a2) except -1:
@@ -1955,6 +2035,9 @@ cdef class Engine:
             x.st = S_DEAD
             buf_free(&x.rbuf)
             x.rmarks_n = 0
+            if x == self._hp_dir:
+                self._hp_dir = NULL  # its history goes: nothing to copy
+                self._hp_cnt = 0
             free(x.hist)
             x.hist = NULL
             self._ooo_total -= x.ooo_bytes

@@ -23,6 +23,18 @@ disk is behind.  The first error stops all later opens and writes (closes
 still run, so no descriptor leaks) and is raised, as ``OSError``, by the
 next call.
 
+With ``direct``, new files are written with ``O_DIRECT`` where the file
+system takes it: the bytes go from an aligned staging buffer straight to
+the device instead of through the page cache (on a virtual machine whose
+page-cache pages are faulted in from the host one by one, that is several
+times faster; ``dd`` showed 1.5 GB/s against 0.3 GB/s).  Only whole
+``DIRECT_BLOCK`` blocks are written so; a file's last partial block stays
+in the slot's tail buffer and is written padded at close, then the file is
+truncated to its true length.  A write that is not a plain append (a hole,
+a reopened file) or a file system that refuses ``O_DIRECT`` makes the
+file, or the writer, go back to ordinary writes: the bytes on disk are the
+same either way.
+
 SHA-256 is the libcrypto that Python's own ``hashlib`` is linked with
 (``SHA256_Init/Update/Final``, looked up with dlsym and checked against
 ``hashlib`` once).  Where it cannot be found ``native_sha256()`` is false and
@@ -36,6 +48,7 @@ from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.errno cimport EINTR, EIO, errno
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
 from libc.errno cimport ENOMEM
 from libc.string cimport memcpy, strlen
 from posix.dlfcn cimport RTLD_NOW, dlopen, dlsym
@@ -51,6 +64,9 @@ IMPLEMENTATION = "cython"
 cdef extern from "<fcntl.h>" nogil:
     enum: O_NOFOLLOW
     enum: O_CLOEXEC
+    enum: F_GETFL
+    enum: F_SETFL
+    int fcntl(int, int, ...)
 
 cdef extern from "<dlfcn.h>" nogil:
     enum: RTLD_NOLOAD
@@ -61,9 +77,20 @@ cdef extern from *:
     #include <fcntl.h>
     #include <errno.h>
     #include <unistd.h>
+    #include <stdlib.h>
     #if defined(__linux__)
     #include <sys/syscall.h>
     #endif
+    #ifdef O_DIRECT
+    #define FW_O_DIRECT O_DIRECT
+    #else
+    #define FW_O_DIRECT 0
+    #endif
+    /* an aligned buffer for O_DIRECT (NULL when out of memory) */
+    static char *fw_aligned(size_t align, size_t size) {
+        void *p = NULL;
+        return posix_memalign(&p, align, size) == 0 ? (char *)p : NULL;
+    }
     /* rename(2) that fails with EEXIST instead of replacing (Linux renameat2
        RENAME_NOREPLACE); ENOSYS/EINVAL where the system or file system lacks it */
     static int fw_rename_noreplace(const char *from, const char *to) {
@@ -75,10 +102,14 @@ cdef extern from *:
     }
     """
     int fw_rename_noreplace(const char *, const char *) nogil
+    int FW_O_DIRECT
+    char *fw_aligned(size_t, size_t) nogil
     int snprintf(char *, size_t, const char *, ...) nogil
 
 cdef extern from "<unistd.h>" nogil:
     int link(const char *, const char *)
+    int ftruncate(int, off_t)
+    ssize_t pwrite(int, const void *, size_t, off_t)
     int unlink(const char *)
 
 cdef extern from "<errno.h>" nogil:
@@ -118,6 +149,8 @@ cdef enum:
     SHA_CTX_BYTES = 256  # OpenSSL's SHA256_CTX is 112 bytes; room to spare
     RING = 4096  # jobs
     IOV_BATCH = 1024  # IOV_MAX on Linux and the BSDs
+    DIRECT_BLOCK = 4096  # O_DIRECT alignment of buffers, offsets and lengths (>= any logical block)
+    STAGE = 4 << 20  # the I/O thread's staging buffer for O_DIRECT writes
 
 cdef enum JobKind:
     J_OPEN = 1
@@ -216,6 +249,13 @@ cdef struct State:
     Job *ring
     int *fds
     int max_open
+    bint use_direct  # try O_DIRECT for new files (cleared when the file system refuses it)
+    bint *direct  # per slot: the descriptor has O_DIRECT
+    off_t *dend  # per slot (direct): the file's logical end
+    Py_ssize_t *tail_len  # per slot (direct): bytes in the tail block, not yet on disk
+    char **tail  # per slot (direct): the last partial block, DIRECT_BLOCK aligned
+    char *stage  # STAGE + DIRECT_BLOCK bytes, aligned; the I/O thread's alone
+    long long direct_bytes  # bytes that went to disk with O_DIRECT (whole blocks)
     Py_ssize_t pending  # bytes of the jobs not done
     long long head  # jobs submitted
     long long io_done  # jobs the I/O thread did
@@ -295,12 +335,16 @@ cdef void _fail(State *s, Job *j, int e) noexcept nogil:
 
 cdef void _execute(State *s, Job *j) noexcept nogil:
     cdef int fd, cnt
+    cdef bint direct
     cdef Py_ssize_t i, r, n
     cdef off_t pos
     cdef iovec *iov
     cdef iovec *own = NULL
     if j.kind == J_CLOSE:
         fd = s.fds[j.slot]
+        if fd >= 0 and s.direct[j.slot] and not s.err_no:
+            _direct_off(s, j, fd)
+        s.direct[j.slot] = False
         s.fds[j.slot] = -1
         if fd >= 0 and c_close(fd) != 0 and errno != EINTR:
             _fail(s, j, errno)
@@ -311,20 +355,40 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
         _place(j)
         return
     if j.kind == J_OPEN:
+        direct = s.use_direct and (j.flags & O_CREAT) != 0 and _direct_ready(s, j.slot)
         while True:
-            fd = c_open(j.path, j.flags, 0o644)
+            fd = c_open(j.path, j.flags | (FW_O_DIRECT if direct else 0), 0o644)
             if fd >= 0 or errno != EINTR:
                 break
+        if fd < 0 and direct and errno == EINVAL:
+            s.use_direct = False  # this file system refuses O_DIRECT: ordinary writes from now on
+            direct = False
+            while True:
+                fd = c_open(j.path, j.flags, 0o644)
+                if fd >= 0 or errno != EINTR:
+                    break
         if fd < 0:
             _fail(s, j, errno)
         else:
             s.fds[j.slot] = fd
+            s.direct[j.slot] = direct
+            s.dend[j.slot] = 0
+            s.tail_len[j.slot] = 0
         return
     # J_WRITE: every piece at its position (the hashing thread reads them too)
     fd = s.fds[j.slot]
     if fd < 0:
         _fail(s, j, EIO)
         return
+    if s.direct[j.slot]:
+        if j.pos == s.dend[j.slot]:
+            if _direct_write(s, j, fd) or s.err_no:
+                return
+        # not a plain append, or O_DIRECT refused: this file goes on with ordinary writes
+        if s.direct[j.slot]:
+            _direct_off(s, j, fd)
+            if s.err_no:
+                return
     iov = j.iov
     n = j.n
     i = 0
@@ -362,6 +426,130 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
                 iov[i].iov_len -= r
                 r = 0
     free(own)
+
+
+cdef bint _direct_ready(State *s, int slot) noexcept nogil:
+    """The buffers O_DIRECT needs for ``slot`` (allocated once)."""
+    if s.stage == NULL:
+        s.stage = fw_aligned(DIRECT_BLOCK, STAGE + DIRECT_BLOCK)
+        if s.stage == NULL:
+            return False
+    if s.tail[slot] == NULL:
+        s.tail[slot] = fw_aligned(DIRECT_BLOCK, DIRECT_BLOCK)
+    return s.tail[slot] != NULL
+
+
+cdef int _pwrite_all(int fd, const char *buf, Py_ssize_t n, off_t pos) noexcept nogil:
+    """Write ``n`` bytes at ``pos``: 0, or the errno of the failure."""
+    cdef Py_ssize_t r
+    while n > 0:
+        r = pwrite(fd, buf, n, pos)
+        if r < 0:
+            if errno == EINTR:
+                continue
+            return errno if errno else EIO
+        if r == 0:
+            return EIO
+        buf += r
+        n -= r
+        pos += r
+    return 0
+
+
+cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
+    """Append the job's pieces to a file open with O_DIRECT: the slot's tail
+    and the pieces are gathered in the staging buffer and written as whole
+    blocks; what is left (under a block) becomes the new tail.  False when
+    O_DIRECT was refused (nothing of this job written: the caller writes it
+    the ordinary way, after putting the tail back)."""
+    cdef int slot = j.slot, e
+    cdef Py_ssize_t fill = s.tail_len[slot], i, off, take, whole, n
+    cdef off_t base = s.dend[slot] - fill  # block aligned
+    cdef const char *src
+    memcpy(s.stage, s.tail[slot], fill)
+    for i in range(j.n):
+        src = <const char *>j.iov[i].iov_base
+        n = j.iov[i].iov_len
+        off = 0
+        while off < n:
+            take = min(n - off, STAGE - fill)
+            memcpy(s.stage + fill, src + off, take)
+            fill += take
+            off += take
+            if fill == STAGE:
+                e = _pwrite_all(fd, s.stage, STAGE, base)
+                if e:
+                    return _direct_failed(s, j, fd, e, base, fill, i, off)
+                s.direct_bytes += STAGE
+                base += STAGE
+                fill = 0
+    whole = fill - fill % DIRECT_BLOCK
+    if whole:
+        e = _pwrite_all(fd, s.stage, whole, base)
+        if e:
+            return _direct_failed(s, j, fd, e, base, fill, j.n, 0)
+        s.direct_bytes += whole
+    memcpy(s.tail[slot], s.stage + whole, fill - whole)
+    s.tail_len[slot] = fill - whole
+    s.dend[slot] = base + fill
+    return True
+
+
+cdef bint _direct_failed(State *s, Job *j, int fd, int e, off_t base, Py_ssize_t fill,
+                         Py_ssize_t i, Py_ssize_t off) noexcept nogil:
+    """A direct write failed with ``e``.  EINVAL: the file system wants other
+    alignment; what is staged and the rest of the job are written the
+    ordinary way, and the writer stops trying O_DIRECT."""
+    cdef Py_ssize_t k
+    if e != EINVAL:
+        _fail(s, j, e)
+        return True
+    s.use_direct = False
+    s.direct[j.slot] = False
+    if fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FW_O_DIRECT) != 0:
+        _fail(s, j, errno)
+        return True
+    e = _pwrite_all(fd, s.stage, fill, base)
+    base += fill
+    if i < j.n and not e:
+        e = _pwrite_all(fd, <const char *>j.iov[i].iov_base + off, j.iov[i].iov_len - off, base)
+        base += j.iov[i].iov_len - off
+        for k in range(i + 1, j.n):
+            if e:
+                break
+            e = _pwrite_all(fd, <const char *>j.iov[k].iov_base, j.iov[k].iov_len, base)
+            base += j.iov[k].iov_len
+    if e:
+        _fail(s, j, e)
+    return True
+
+
+cdef void _direct_off(State *s, Job *j, int fd) noexcept nogil:
+    """Leave O_DIRECT for ``j.slot``: the tail block goes to disk padded with
+    zeros, the file is cut to its true length, and the descriptor does
+    ordinary writes from here on."""
+    cdef int slot = j.slot, e
+    cdef Py_ssize_t t = s.tail_len[slot]
+    s.direct[slot] = False
+    s.tail_len[slot] = 0
+    if t:
+        memset(s.tail[slot] + t, 0, DIRECT_BLOCK - t)
+        e = _pwrite_all(fd, s.tail[slot], DIRECT_BLOCK, s.dend[slot] - t)
+        if e == EINVAL:  # written the ordinary way instead
+            if fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FW_O_DIRECT) != 0:
+                e = errno
+            else:
+                e = _pwrite_all(fd, s.tail[slot], t, s.dend[slot] - t)
+        if e:
+            _fail(s, j, e)
+            return
+        s.direct_bytes += t
+        while ftruncate(fd, s.dend[slot]) != 0:
+            if errno != EINTR:
+                _fail(s, j, errno)
+                return
+    if fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FW_O_DIRECT) != 0:
+        _fail(s, j, errno)
 
 
 cdef enum:
@@ -440,7 +628,7 @@ cdef class FileWriter:
     cdef bint running, stopped
     cdef object paths  # slot -> path of the last open, for error messages
 
-    def __cinit__(self, int max_open=64, Py_ssize_t max_pending=64 << 20):
+    def __cinit__(self, int max_open=64, Py_ssize_t max_pending=64 << 20, bint direct=False):
         cdef int k
         self.max_open = max(1, max_open)
         self.max_pending = max(1, max_pending)
@@ -451,8 +639,14 @@ cdef class FileWriter:
         self.s.max_open = self.max_open
         self.s.ring = <Job *>calloc(RING, sizeof(Job))
         self.s.fds = <int *>malloc(self.max_open * sizeof(int))
-        if self.s.ring == NULL or self.s.fds == NULL:
+        self.s.direct = <bint *>calloc(self.max_open, sizeof(bint))
+        self.s.dend = <off_t *>calloc(self.max_open, sizeof(off_t))
+        self.s.tail_len = <Py_ssize_t *>calloc(self.max_open, sizeof(Py_ssize_t))
+        self.s.tail = <char **>calloc(self.max_open, sizeof(char *))
+        if (self.s.ring == NULL or self.s.fds == NULL or self.s.direct == NULL or self.s.dend == NULL
+                or self.s.tail_len == NULL or self.s.tail == NULL):
             raise MemoryError()
+        self.s.use_direct = direct and FW_O_DIRECT != 0
         for k in range(self.max_open):
             self.s.fds[k] = -1
         pthread_mutex_init(&self.s.lock, NULL)
@@ -473,6 +667,7 @@ cdef class FileWriter:
         self.running = True
 
     def __dealloc__(self):
+        cdef int k
         if self.s == NULL:
             return
         if self.running:
@@ -483,6 +678,14 @@ cdef class FileWriter:
         pthread_mutex_destroy(&self.s.lock)
         free(self.s.ring)
         free(self.s.fds)
+        if self.s.tail != NULL:
+            for k in range(self.max_open):
+                free(self.s.tail[k])
+        free(self.s.tail)
+        free(self.s.direct)
+        free(self.s.dend)
+        free(self.s.tail_len)
+        free(self.s.stage)
         free(self.s)
         self.s = NULL
 
@@ -627,6 +830,15 @@ cdef class FileWriter:
         j.keep = <PyObject *>keep
         return self._push(&j, False)
 
+    @property
+    def direct_bytes(self) -> int:
+        """Bytes written with O_DIRECT so far (0 when the file system refused it)."""
+        cdef long long n
+        pthread_mutex_lock(&self.s.lock)
+        n = self.s.direct_bytes
+        pthread_mutex_unlock(&self.s.lock)
+        return n
+
     def done(self) -> int:
         """How many jobs are done; raises the first error, if one happened."""
         self._reclaim()
@@ -658,6 +870,9 @@ cdef class FileWriter:
         self.stopped = True
         for k in range(self.max_open):
             if self.s.fds[k] >= 0:
+                if self.s.direct[k] and not self.s.err_no:
+                    _blank(&j, J_CLOSE, k)
+                    _direct_off(self.s, &j, self.s.fds[k])  # its tail block too
                 c_close(self.s.fds[k])
                 self.s.fds[k] = -1
         return 0

@@ -46,8 +46,11 @@ class Sha256:
 class FileWriter:
     """Ordered open/write/close jobs, done synchronously."""
 
-    def __init__(self, max_open: int = 64, max_pending: int = 64 << 20):
+    def __init__(self, max_open: int = 64, max_pending: int = 64 << 20, direct: bool = False):
+        # ``direct`` is accepted for the compiled writer's signature; this twin
+        # always writes through the page cache (the bytes on disk are the same)
         self.max_open = max(1, max_open)
+        self.direct_bytes = 0
         self.fds = [-1] * self.max_open
         self.paths: dict[int, str] = {}
         self.seq = 0

@@ -934,7 +934,7 @@ class Capture:
             :class:`fastdicom.export.Exporter` options: ``min_size``,
             ``include_commands``, ``keep_incomplete``, ``meta_header``,
             ``layout`` ("flat", "association", "patient"), ``max_open``,
-            ``max_total_bytes``, ``redact``.
+            ``max_total_bytes``, ``redact``, ``direct_io``.
 
         Returns
         -------

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "closed and reopened when more comes (default: 64)")
     p.add_argument("--max-total-bytes", type=_size, default=0, metavar="BYTES",
                    help="stop writing objects past this many bytes, e.g. 10G (default: 0, no limit)")
+    p.add_argument("--no-direct-io", action="store_true",
+                   help="write through the page cache; by default files are written with O_DIRECT "
+                        "where the file system allows it, which is faster for large exports")
 
     p = sub.add_parser(
         "pdus", help="one line per PDU, like tshark's packet list",

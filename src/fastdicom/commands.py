@@ -207,7 +207,8 @@ def cmd_export(args) -> int:
         ex = export.Exporter(args.output, min_size=args.min_size, include_commands=args.include_commands,
                              keep_incomplete=args.keep_incomplete, meta_header=not args.no_meta_header,
                              layout=args.layout, max_open=args.max_open_files,
-                             max_total_bytes=args.max_total_bytes, redact=args.redact)
+                             max_total_bytes=args.max_total_bytes, redact=args.redact,
+                             direct_io=not args.no_direct_io)
     except (OSError, export.ExportError) as e:
         raise FastDicomError(f"{args.output}: {e}") from None
     try:

@@ -19,7 +19,8 @@ whole object, and at most ``max_open`` files are open at once (the least
 recently written is closed and reopened when more comes).  Opening, hashing
 and writing run in order on the writer thread of ``_filewriter.pyx``, which
 never takes the GIL, so they overlap with decoding; bytes in flight are
-bounded (``MAX_PENDING``).  Files are written under a temporary name and
+bounded (``MAX_PENDING``).  New files are written with ``O_DIRECT`` where
+the file system allows it (``direct_io``), which bypasses the page cache.  Files are written under a temporary name and
 linked to their final name, on this thread, only once the writer has
 finished them and the object is complete: an incomplete object never gets a
 normal name (with ``keep_incomplete`` it is kept as ``NAME.dcm.partial``).
@@ -153,7 +154,8 @@ class Exporter:
 
     def __init__(self, out_dir, *, min_size: int = 0, include_commands: bool = False,
                  keep_incomplete: bool = False, meta_header: bool = True, layout: str = "flat",
-                 max_open: int = 64, max_total_bytes: int = 0, redact: bool = False, decoder=None):
+                 max_open: int = 64, max_total_bytes: int = 0, redact: bool = False, decoder=None,
+                 direct_io: bool = True):
         if layout not in LAYOUTS:
             raise ExportError(f"unknown layout {layout!r} ({', '.join(LAYOUTS)})")
         self.out = os.path.abspath(out_dir)
@@ -179,7 +181,8 @@ class Exporter:
         self.manifest = self._open_new(os.path.join(self.out, "manifest.jsonl"), append=True)
         self._seq = 0
         self.pending_total = 0
-        self._writer = _writer.FileWriter(self.max_open, MAX_PENDING)
+        # direct_io: O_DIRECT where the file system takes it (see _filewriter.pyx)
+        self._writer = _writer.FileWriter(self.max_open, MAX_PENDING, direct=direct_io)
         self._free_slots = list(range(self.max_open - 1, -1, -1))
         self._last_job = 0
         # the writer hashes while it writes when its SHA-256 is native; else this thread hashes
