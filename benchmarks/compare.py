@@ -106,15 +106,19 @@ def exported_matches(truth_path, out_dir) -> tuple[int, int]:
     return got, len(truth["received"])
 
 
-def settle(seconds: float, remove) -> None:
-    """Remove the previous run's output, write back every dirty page and
-    wait, so that a run that writes files pays only for its own work.  Two
-    costs of the previous run would land on the next one otherwise: the
-    writeback of its dirty pages, and, on ext4 without a journal (this
-    machine's disk), a scan past every inode deleted in the last 60 s on each
-    file creation (``recently_deleted()`` in fs/ext4/ialloc.c), which made one
-    export of 1,463 files 1-2 s slower."""
-    remove()
+def settle(seconds: float) -> None:
+    """Write back every dirty page and wait, before a row of runs that write
+    files, so that they pay only for their own work.  Two costs of earlier
+    rows would land on them otherwise: the writeback of dirty pages, and, on
+    ext4 without a journal (this machine's disk), a scan past every inode
+    deleted in the last 60 s on each file creation (``recently_deleted()``
+    in fs/ext4/ialloc.c), which made one export of 1,463 files 1-2 s slower.
+    For the same reason the repeats of a row write to fresh folders and
+    nothing is deleted until the row is over.  The repeats are not each
+    preceded by the wait: on this VM, memory left untouched for a minute goes
+    back to the host, and the first run after the wait pays for faulting it
+    in again (it shows as that run's own user and system time).  Each row
+    that writes lists all its times, the first one included."""
     os.sync()
     time.sleep(max(0.0, seconds))
 
@@ -140,8 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each fast command (default 3)")
     ap.add_argument("--settle", type=float, default=65.0,
-                    help="seconds to wait, after deleting the previous output and syncing, before "
-                         "each run that writes to disk (default 65; see settle())")
+                    help="seconds to wait, after syncing, before each row of runs that write to "
+                         "disk (default 65; see settle())")
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--tshark-sizes", default=None,
                     help="comma-separated sizes at which to run tshark (default: all)")
@@ -165,13 +169,17 @@ def main(argv=None) -> int:
         warm(cap)
 
         def row(name, cmd, repeat=a.repeat, before=None):
+            """``cmd``: a command, or a function of the repeat's number giving one."""
             walls, rsss = [], []
-            for _ in range(max(1, repeat)):
-                if before is not None:
-                    before()
-                wall, rss = run(cmd)
+            if before is not None:
+                before()
+            for k in range(max(1, repeat)):
+                wall, rss = run(cmd(k) if callable(cmd) else cmd)
                 walls.append(wall)
                 rsss.append(rss)
+            if before is not None:
+                checks.append(f"{size}: {name}, every run in order: "
+                              + ", ".join(f"{w:.2f} s" for w in walls))
             walls.sort()
             wall = walls[len(walls) // 2]
             rss = max(rsss)
@@ -192,17 +200,25 @@ def main(argv=None) -> int:
                 "--workers", str(a.workers)])
             checks.append(f"{size}: summary --workers {a.workers} byte-identical to --workers 1: "
                           f"{'yes' if s1.read_bytes() == sn.read_bytes() else 'NO'}")
-            out = Path(tmp) / "export"
-            row("fastdicom export", fd + ["export", str(cap), "--ports", "11112", "-o", str(out)],
-                before=lambda: settle(a.settle, lambda: shutil.rmtree(out, ignore_errors=True)))
-            got, want = exported_matches(truth, out)
-            checks.append(f"{size}: fastdicom export matched {got}/{want} objects of the truth file")
-            shutil.rmtree(out)
+            outs = [Path(tmp) / f"export{k}" for k in range(max(1, a.repeat))]
+            row("fastdicom export", lambda k: fd + ["export", str(cap), "--ports", "11112", "-o", str(outs[k])],
+                before=lambda: settle(a.settle))
+            for k, out in enumerate(outs):
+                got, want = exported_matches(truth, out)
+                checks.append(f"{size}: fastdicom export (run {k + 1}) matched {got}/{want} objects "
+                              "of the truth file")
+                shutil.rmtree(out)
             # what writing the same bytes costs on this disk, for reference
-            dd = Path(tmp) / "dd.bin"
-            row("dd: write the capture's size to disk", [
-                "dd", f"if={cap}", f"of={dd}", "bs=8M", "status=none"],
-                before=lambda: settle(a.settle, lambda: dd.unlink(missing_ok=True)))
+            dds = [Path(tmp) / f"dd{k}.bin" for k in range(max(1, a.repeat))]
+            row("dd: write the capture's size to disk (page cache)", lambda k: [
+                "dd", f"if={cap}", f"of={dds[k]}", "bs=8M", "status=none"], before=lambda: settle(a.settle))
+            for p in dds:
+                p.unlink()
+            row("dd: write the capture's size to disk (O_DIRECT)", lambda k: [
+                "dd", f"if={cap}", f"of={dds[k]}", "bs=8M", "oflag=direct", "status=none"],
+                before=lambda: settle(a.settle))
+            for p in dds:
+                p.unlink()
         row("dpkt header loop (Ethernet/IP/TCP)", [py, "-c", DPKT_LOOP, str(cap)], repeat=1)
         if tshark and (a.tshark_sizes is None or size in a.tshark_sizes.split(",")):
             row("tshark -q -z io,stat,0,dicom", [tshark, "-r", str(cap), "-q", "-d", "tcp.port==11112,dicom",
