@@ -121,8 +121,10 @@ def test_leading_values(benchmark, ct_dataset):
     _mbps(benchmark, len(ct_dataset))
 
 
-def test_export_writer(benchmark, tmp_path, rounds):
-    """The export writer alone: 64 objects of 4 MiB in 64 KiB fragments, hashed, to local disk."""
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct", "page-cache"])
+def test_export_writer(benchmark, tmp_path, rounds, direct_io):
+    """The export writer alone: 64 objects of 4 MiB in 64 KiB fragments, hashed, to
+    local disk, with O_DIRECT (where the file system takes it) or through the page cache."""
     from fastdicom.dimse import DataSetTransfer
     from fastdicom.export import Exporter
 
@@ -147,7 +149,7 @@ def test_export_writer(benchmark, tmp_path, rounds):
     def run():
         out = tmp_path / "w"
         shutil.rmtree(out, ignore_errors=True)
-        ex = Exporter(str(out))
+        ex = Exporter(str(out), direct_io=direct_io)
         for k in range(64):
             cmd = Cmd()
             t = DataSetTransfer(A(), 0, 1, "1.2.840.10008.1.2.1", cmd, 1, 0)
