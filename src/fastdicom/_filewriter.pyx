@@ -278,51 +278,43 @@ cdef void _advance(State *s) noexcept nogil:
     pthread_cond_broadcast(&s.space)
 
 
-cdef void *_io_loop(void *arg) noexcept nogil:
-    cdef State *s = <State *>arg
-    cdef Job *j
-    cdef int kind
-    pthread_mutex_lock(&s.lock)
-    while True:
-        while s.io_done == s.head:
-            pthread_cond_wait(&s.work, &s.lock)
-        j = &s.ring[s.io_done % RING]
-        pthread_mutex_unlock(&s.lock)
-        kind = j.kind
-        if kind != J_STOP:
-            _execute(s, j)
-        pthread_mutex_lock(&s.lock)
-        s.io_done += 1
-        _advance(s)
-        if kind == J_STOP:
-            break
-    pthread_mutex_unlock(&s.lock)
-    return NULL
-
-
-cdef void *_hash_loop(void *arg) noexcept nogil:
-    """SHA-256 of the write jobs that carry a hasher, in job order, beside the
-    I/O thread (the two only read the pieces)."""
-    cdef State *s = <State *>arg
+cdef void _loop(State *s, long long *done, bint hashing) noexcept nogil:
+    """Run the jobs in order, counting them in ``*done``: the I/O thread
+    executes them, the hashing thread updates the SHA-256 of the write jobs
+    that carry a hasher (both only read the pieces)."""
     cdef Job *j
     cdef int kind
     cdef Py_ssize_t i
     pthread_mutex_lock(&s.lock)
     while True:
-        while s.hash_done == s.head:
+        while done[0] == s.head:
             pthread_cond_wait(&s.work, &s.lock)
-        j = &s.ring[s.hash_done % RING]
+        j = &s.ring[done[0] % RING]
         pthread_mutex_unlock(&s.lock)
         kind = j.kind
-        if j.ctx != NULL:
-            for i in range(j.n):
-                _sha_update(j.ctx, j.iov[i].iov_base, j.iov[i].iov_len)
+        if hashing:
+            if j.ctx != NULL:
+                for i in range(j.n):
+                    _sha_update(j.ctx, j.iov[i].iov_base, j.iov[i].iov_len)
+        elif kind != J_STOP:
+            _execute(s, j)
         pthread_mutex_lock(&s.lock)
-        s.hash_done += 1
+        done[0] += 1
         _advance(s)
         if kind == J_STOP:
             break
     pthread_mutex_unlock(&s.lock)
+
+
+cdef void *_io_loop(void *arg) noexcept nogil:
+    cdef State *s = <State *>arg
+    _loop(s, &s.io_done, False)
+    return NULL
+
+
+cdef void *_hash_loop(void *arg) noexcept nogil:
+    cdef State *s = <State *>arg
+    _loop(s, &s.hash_done, True)
     return NULL
 
 
