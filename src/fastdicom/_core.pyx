@@ -257,6 +257,9 @@ cdef int check_cand(const uint8_t *b, Py_ssize_t p, Py_ssize_t n, long long sync
         end = p + 6 + L
         if end + 6 > n:
             if 12 + L > SYNC_WINDOW:
+                # too long to verify: believed only if its first PDV fills it (see the twin)
+                if pl + 4 != L:
+                    return C_REJECT
                 Lout[0] = L
                 return C_TENTATIVE
             return C_NEED

@@ -128,7 +128,8 @@ def check_candidate(b, p: int, n: int, sync_max: int):
     command set starting with (0000,0000), or a P-DATA whose PDVs tile it
     exactly and which is followed by another plausible PDU header).
     ``C_NEED``: not enough bytes yet; ``C_TENTATIVE``: a P-DATA too long to
-    verify inside the window (skip it and look at what follows).
+    verify inside the window, whose first PDV fills it (skip it and look at
+    what follows).
     """
     avail = n - p
     if avail < 1:
@@ -175,7 +176,11 @@ def check_candidate(b, p: int, n: int, sync_max: int):
         end = p + 6 + L
         if end + 6 > n:
             if 12 + L > SYNC_WINDOW:
-                return C_TENTATIVE, L
+                # too long to verify: believed (and skipped) only if its first PDV
+                # fills it, as in the large PDUs of real peers; anything else is
+                # most likely pixel data that looks like a header, and skipping
+                # its claimed length would hide the real PDUs behind it
+                return (C_TENTATIVE, L) if pl + 4 == L else (C_REJECT, 0)
             return C_NEED, 0
         q = p + 6
         while q < end:  # the PDV items must tile the PDU exactly

@@ -323,7 +323,7 @@ class _CtxState:
     """Assembly state of one presentation context in one direction."""
 
     __slots__ = ("cmd_buf", "cmd_frame", "cmd_time", "cmd_bad", "pdv_end", "pdv_pos",
-                 "pdv_mch", "transfer", "last_command", "awaiting_data")
+                 "pdv_mch", "transfer", "last_command", "awaiting_data", "data_lost")
 
     def __init__(self):
         self.cmd_buf = None  # bytearray while a command set is being assembled
@@ -336,6 +336,9 @@ class _CtxState:
         self.transfer = None  # DataSetTransfer in progress
         self.last_command = None  # the command a following data set belongs to
         self.awaiting_data = False
+        # why the data set still awaited may have lost its start (bytes were lost
+        # after its command), or None
+        self.data_lost = None
 
 
 class MessageAssembler:
@@ -388,13 +391,24 @@ class MessageAssembler:
             s.pdv_end = vlen
             s.pdv_pos = 0
             s.pdv_mch = mch
-        elif s.pdv_end < 0 or offset < s.pdv_pos:
-            return  # a piece of a PDV whose start we never saw (cannot happen after sync)
-        if offset > s.pdv_pos:
+        elif s.pdv_end < 0:
+            # a PDV whose start the tap lost while the framer kept the PDU
+            # boundaries: what it held before ``offset`` is a hole
+            s.pdv_end = vlen
+            s.pdv_pos = 0
+            s.pdv_mch = mch
+            if not is_cmd:
+                self._data_piece(s, ctx_id, b"", 0, frame, time)  # its transfer, for the hole
+        elif offset < s.pdv_pos:
+            return
+        lost_start = offset > s.pdv_pos
+        if lost_start:
             self._hole(s, is_cmd, s.pdv_pos, offset)
             s.pdv_pos = offset
         if is_cmd:
             self._command_piece(s, ctx_id, data, length, frame, time)
+            if lost_start:
+                s.cmd_bad = True
         else:
             self._data_piece(s, ctx_id, data, length, frame, time)
         s.pdv_pos = offset + length
@@ -423,6 +437,7 @@ class MessageAssembler:
             if s.awaiting_data:
                 s.awaiting_data = False
                 self.handler.missing_data(self, ctx_id, s.last_command, frame, time)
+            s.data_lost = None
             s.cmd_buf = bytearray()
             s.cmd_frame = frame
             s.cmd_time = time
@@ -461,6 +476,10 @@ class MessageAssembler:
             # no announcing command (capture started inside this data set, or a
             # protocol error) or a lost start: it can never be shown whole
             t.started_midway = cmd is None or s.pdv_pos > 0
+            if cmd is not None and s.data_lost:
+                # its first PDVs may have been in the bytes lost after the command
+                t.mark(s.data_lost)
+            s.data_lost = None
             if self.hash_data:
                 t.hasher = new_hasher()
             s.transfer = t
@@ -519,6 +538,8 @@ class MessageAssembler:
             if s.transfer is not None and not s.transfer.ended:
                 s.transfer.mark(why)
                 s.transfer.hasher = None
+            elif s.awaiting_data:
+                s.data_lost = why
 
     def close(self, why: str, frame=None, time=None):
         """The association or connection ended: end whatever is still open."""
