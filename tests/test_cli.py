@@ -181,6 +181,10 @@ def test_export_command(capsys, tmp_path):
     code, out, err = run(capsys, "export", RA, "-o", str(tmp_path / "x"), "--verify")
     assert code == 0
     assert "2 objects written" in err and "verify: 2 of 2 files read back" in err
+    code, out, err = run(capsys, "export", RA, "-o", str(tmp_path / "y"), "--no-direct-io", "--verify")
+    assert code == 0 and "verify: 2 of 2 files read back" in err
+    for f in (tmp_path / "x").iterdir():  # the page cache or O_DIRECT: the same files
+        assert f.read_bytes() == (tmp_path / "y" / f.name).read_bytes()
 
 
 def test_redact(capsys):
