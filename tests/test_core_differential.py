@@ -669,3 +669,26 @@ def test_damaged_record_expert(to_the_end):
     damaged = [ev for ev in events if ev[0] == EV_EXPERT and ev[3] == X_CAPTURE_DAMAGED]
     assert damaged and damaged[0][6] == damaged[0][7] == 24 and damaged[0][8] > 0
     assert stats["damaged_records"] == 1
+
+
+@pytest.mark.parametrize("name", ["multi_pdv", "big_store", "store_dcmtk", "concurrent"])
+@pytest.mark.parametrize("cut", [0.1, 0.2, 0.3, 0.5])
+def test_midstream_cuts(name, cut):
+    """Captures that begin at several points inside an association, some inside
+    pixel data that looks like a long P-DATA header (a resynchronising framer
+    believes an unverifiable one only if its first PDV fills it): both twins
+    agree, whole and fed in pieces."""
+    import mutations
+    _, pkts = mutations.read((DATA / "real" / f"{name}.pcap").read_bytes())
+    data = mutations.write(pkts[int(len(pkts) * cut):])
+    assert_same(data)
+    assert_same(data, random_chunks(len(data), 5, 3000))
+
+
+@pytest.mark.parametrize("impl", [_core, _pycore], ids=["cython", "python"])
+def test_a_long_unverifiable_pdata_is_believed_only_if_its_first_pdv_fills_it(impl):
+    L = 16 << 20  # longer than the window: its end cannot be looked at
+    filled = bytes([4, 0]) + L.to_bytes(4, "big") + (L - 4).to_bytes(4, "big") + bytes([1, 0]) + bytes(100)
+    short = bytes([4, 0]) + L.to_bytes(4, "big") + (1000).to_bytes(4, "big") + bytes([1, 0]) + bytes(100)
+    assert impl.check_candidate(filled, 0, len(filled), 64 << 20) == (_pycore.C_TENTATIVE, L)
+    assert impl.check_candidate(short, 0, len(short), 64 << 20) == (_pycore.C_REJECT, 0)

@@ -447,3 +447,72 @@ def test_c_store_rsp_after_an_encapsulated_object_decodes_normally(tmp_path):
     assert [(t.complete, t.transfer_syntax) for t in dec.objects] == [(True, jpeg), (True, jpeg)]
     assert bytes(rec.data[dec.objects[0].index]) == ds
     assert stack.expert_ids(dec) == {"dicom.status_msg": 1}
+
+
+# ---------------------------------------------------------------- lost bytes
+class _Handler:
+    """Records what a MessageAssembler hands on."""
+
+    def __init__(self):
+        self.ended = []
+
+    def transfer_syntax(self, association, ctx):
+        return EXPLICIT
+
+    def command(self, *args):
+        pass
+
+    def transfer_start(self, t):
+        pass
+
+    def data(self, t, offset, data):
+        pass
+
+    def transfer_end(self, t):
+        self.ended.append(t)
+
+    def missing_data(self, *args):
+        pass
+
+    def interleaved(self, *args):
+        pass
+
+
+def _store_command():
+    return G.command(affected_sop_class_uid=CT, command_field=0x0001, message_id=1, priority=0,
+                     command_data_set_type=0x0000, affected_sop_instance_uid="1.2.3")
+
+
+def test_a_data_set_whose_first_pdvs_were_lost_after_its_command_is_not_complete():
+    """The framer lost sync after the command (bytes lost by the tap) and found
+    the next PDU boundary at the data set's last PDV: that PDV starts at offset
+    0, but the data set does not."""
+    from fastdicom.dimse import MessageAssembler
+    h = _Handler()
+    asm = MessageAssembler(None, 0, h)
+    cmd = _store_command()
+    asm.piece(1, CMD_LAST, len(cmd) + 2, 0, len(cmd), cmd, 1, 1)
+    asm.damage("bytes were lost by the tap")
+    asm.piece(1, DATA_LAST, 102, 0, 100, bytes(100), 5, 5)
+    (t,) = h.ended
+    assert not t.complete and t.incomplete_reasons == ["bytes were lost by the tap"]
+    # with nothing lost, the same data set is complete
+    h2 = _Handler()
+    asm2 = MessageAssembler(None, 0, h2)
+    asm2.piece(1, CMD_LAST, len(cmd) + 2, 0, len(cmd), cmd, 1, 1)
+    asm2.piece(1, DATA_LAST, 102, 0, 100, bytes(100), 5, 5)
+    assert h2.ended[0].complete
+
+
+def test_a_pdv_whose_start_was_lost_opens_with_a_hole():
+    """A gap the framer stayed in sync across took the start of the first data
+    PDV: its first piece arrives at an offset above 0."""
+    from fastdicom.dimse import MessageAssembler
+    h = _Handler()
+    asm = MessageAssembler(None, 0, h)
+    cmd = _store_command()
+    asm.piece(1, CMD_LAST, len(cmd) + 2, 0, len(cmd), cmd, 1, 1)
+    asm.piece(1, DATA, 1002, 400, 600, bytes(600), 3, 3)  # bytes 0-400 were lost
+    asm.piece(1, DATA_LAST, 102, 0, 100, bytes(100), 5, 5)
+    (t,) = h.ended
+    assert not t.complete and t.missing == [(0, 400)] and t.length == 1100
