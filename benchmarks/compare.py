@@ -161,7 +161,7 @@ def main(argv=None) -> int:
                     help="comma-separated sizes at which to run tshark (default: all)")
     ap.add_argument("--update-readme", action="store_true")
     a = ap.parse_args(argv)
-    from make_capture import generate, parse_size
+    from make_capture import cache_folder, generate, parse_size
 
     precompile()
 
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     tshark = None if a.no_tshark else shutil.which("tshark")
     rows = []
     checks = []
-    os.makedirs(a.cache, exist_ok=True)
+    cache_folder(a.cache)
     for size in a.sizes.split(","):
         cap = Path(a.cache) / f"bench_{size}.pcap"
         truth = cap.with_suffix(".truth.json")

@@ -44,10 +44,7 @@ def _build(size_text: str, seed: int, cache: Path) -> Capture:
     stem = f"bench_{size}_{seed}_{source}"
     pcap, truth = cache / f"{stem}.pcap", cache / f"{stem}.truth.json"
     if not (pcap.exists() and truth.exists()):
-        cache.mkdir(parents=True, exist_ok=True)
-        ignore = cache / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")
+        make_capture.cache_folder(cache)
         tmp = cache / f"{stem}.{os.getpid()}.tmp"
         t = make_capture.generate(tmp, size, seed=seed)
         t["capture"] = pcap.name

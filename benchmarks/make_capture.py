@@ -100,6 +100,17 @@ KINDS = {
 MAX_PDU_CHOICES = (16384, 65536, 0)  # the SCP's maximum length; 0 = unlimited
 
 
+def cache_folder(path) -> str:
+    """Create a folder for generated captures that git ignores (it holds a
+    ``.gitignore`` of ``*``): captures of gigabytes must never be committed."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if not os.path.exists(ignore):
+        with open(ignore, "w") as f:
+            f.write("*\n")
+    return str(path)
+
+
 def parse_size(text: str) -> int:
     """``1G``, ``500M``, ``20m``, ``1.5G``, ``4GiB``, ``123456`` -> bytes (binary multiples)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.I)
