@@ -1156,10 +1156,9 @@ cdef class Engine:
         return 0
 
     cdef void _drop(self, Flow *fl) noexcept:
-        if self._hp_dir == &fl.dirs[0] or self._hp_dir == &fl.dirs[1]:
-            self._hp_dir = NULL
-            self._hp_cnt = 0
         """Remove a connection from the table and the LRU list, and free it."""
+        self._hist_forget(&fl.dirs[0])
+        self._hist_forget(&fl.dirs[1])
         cdef size_t mask = self._mask
         cdef size_t i = fl.h & mask, j, k
         while self._slots[i] != fl:
@@ -1387,9 +1386,7 @@ cdef class Engine:
                 format_ip(fl.ipver, fl.ip[1 - c]), fl.port[1 - c], outcome))
         for side in range(2):
             d = &fl.dirs[side]
-            if d == self._hp_dir:
-                self._hp_dir = NULL  # its history goes: nothing to copy
-                self._hp_cnt = 0
+            self._hist_forget(d)
             free(d.hist)
             d.hist = NULL
             buf_free(&d.rbuf)
@@ -1736,6 +1733,14 @@ cdef class Engine:
         self._hp_cnt = 0
         self._hp_total = 0
 
+    cdef inline void _hist_forget(self, Dir *d) noexcept:
+        """``d``'s history ring is about to be freed: its noted spans are not copied."""
+        if d == self._hp_dir:
+            self._hp_dir = NULL
+            self._hp_head = 0
+            self._hp_cnt = 0
+            self._hp_total = 0
+
     # ------------------------------------------------------------- events
     cdef int _cap_expert(self, int code, long long offset, long long a1, long long a2) except -1:
         self._events.append((EV_EXPERT, -1, -1, code, self._frame, self._ts, offset, a1, a2))
@@ -2038,9 +2043,7 @@ cdef class Engine:
             x.st = S_DEAD
             buf_free(&x.rbuf)
             x.rmarks_n = 0
-            if x == self._hp_dir:
-                self._hp_dir = NULL  # its history goes: nothing to copy
-                self._hp_cnt = 0
+            self._hist_forget(x)
             free(x.hist)
             x.hist = NULL
             self._ooo_total -= x.ooo_bytes

@@ -452,8 +452,8 @@ cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
     """Append the job's pieces to a file open with O_DIRECT: the slot's tail
     and the pieces are gathered in the staging buffer and written as whole
     blocks; what is left (under a block) becomes the new tail.  False when
-    O_DIRECT was refused (nothing of this job written: the caller writes it
-    the ordinary way, after putting the tail back)."""
+    O_DIRECT was refused: the slot's tail and end are as before the job, and
+    the caller writes the tail and then the job the ordinary way."""
     cdef int slot = j.slot, e
     cdef Py_ssize_t fill = s.tail_len[slot], i, off, take, whole, n
     cdef off_t base = s.dend[slot] - fill  # block aligned
@@ -471,7 +471,7 @@ cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
             if fill == STAGE:
                 e = _pwrite_all(fd, s.stage, STAGE, base)
                 if e:
-                    return _direct_failed(s, j, fd, e, base, fill, i, off)
+                    return _direct_failed(s, j, e)
                 s.direct_bytes += STAGE
                 base += STAGE
                 fill = 0
@@ -479,7 +479,7 @@ cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
     if whole:
         e = _pwrite_all(fd, s.stage, whole, base)
         if e:
-            return _direct_failed(s, j, fd, e, base, fill, j.n, 0)
+            return _direct_failed(s, j, e)
         s.direct_bytes += whole
     memcpy(s.tail[slot], s.stage + whole, fill - whole)
     s.tail_len[slot] = fill - whole
@@ -487,32 +487,15 @@ cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
     return True
 
 
-cdef bint _direct_failed(State *s, Job *j, int fd, int e, off_t base, Py_ssize_t fill,
-                         Py_ssize_t i, Py_ssize_t off) noexcept nogil:
-    """A direct write failed with ``e``.  EINVAL: the file system wants other
-    alignment; what is staged and the rest of the job are written the
-    ordinary way, and the writer stops trying O_DIRECT."""
-    cdef Py_ssize_t k
-    if e != EINVAL:
-        _fail(s, j, e)
-        return True
-    s.use_direct = False
-    s.direct[j.slot] = False
-    if fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FW_O_DIRECT) != 0:
-        _fail(s, j, errno)
-        return True
-    e = _pwrite_all(fd, s.stage, fill, base)
-    base += fill
-    if i < j.n and not e:
-        e = _pwrite_all(fd, <const char *>j.iov[i].iov_base + off, j.iov[i].iov_len - off, base)
-        base += j.iov[i].iov_len - off
-        for k in range(i + 1, j.n):
-            if e:
-                break
-            e = _pwrite_all(fd, <const char *>j.iov[k].iov_base, j.iov[k].iov_len, base)
-            base += j.iov[k].iov_len
-    if e:
-        _fail(s, j, e)
+cdef bint _direct_failed(State *s, Job *j, int e) noexcept nogil:
+    """A direct write failed with ``e``.  EINVAL, the file system wants other
+    alignment: False, and the writer stops trying O_DIRECT (the caller leaves
+    it for this file and writes the whole job the ordinary way; blocks already
+    written get the same bytes again).  Anything else is the writer's error."""
+    if e == EINVAL:
+        s.use_direct = False
+        return False
+    _fail(s, j, e)
     return True
 
 
