@@ -222,15 +222,12 @@ def main(argv=None) -> int:
                 shutil.rmtree(out)
             # what writing the same bytes costs on this disk, for reference
             dds = [Path(tmp) / f"dd{k}.bin" for k in range(max(1, a.repeat))]
-            row("dd: write the capture's size to disk (page cache)", lambda k: [
-                "dd", f"if={cap}", f"of={dds[k]}", "bs=8M", "status=none"], before=lambda: settle(a.settle))
-            for p in dds:
-                p.unlink()
-            row("dd: write the capture's size to disk (O_DIRECT)", lambda k: [
-                "dd", f"if={cap}", f"of={dds[k]}", "bs=8M", "oflag=direct", "status=none"],
-                before=lambda: settle(a.settle))
-            for p in dds:
-                p.unlink()
+            for how, flags in (("page cache", []), ("O_DIRECT", ["oflag=direct"])):
+                row(f"dd: write the capture's size to disk ({how})", lambda k, flags=flags: [
+                    "dd", f"if={cap}", f"of={dds[k]}", "bs=8M", *flags, "status=none"],
+                    before=lambda: settle(a.settle))
+                for p in dds:
+                    p.unlink()
         row("dpkt header loop (Ethernet/IP/TCP)", [py, "-c", DPKT_LOOP, str(cap)], repeat=1)
         if tshark and (a.tshark_sizes is None or size in a.tshark_sizes.split(",")):
             row("tshark -q -z io,stat,0,dicom", [tshark, "-r", str(cap), "-q", "-d", "tcp.port==11112,dicom",

@@ -384,21 +384,18 @@ class MessageAssembler:
         s = self._state(ctx_id)
         vlen = pdv_len - 2
         is_cmd = mch & 1
-        if offset == 0:
+        if offset == 0 or s.pdv_end < 0:
             if s.pdv_end >= 0 and s.pdv_pos < s.pdv_end:
                 # a new PDV while the previous one never reached its end
                 self._pdv_cut(s, "a PDV fragment lost its tail")
             s.pdv_end = vlen
             s.pdv_pos = 0
             s.pdv_mch = mch
-        elif s.pdv_end < 0:
-            # a PDV whose start the tap lost while the framer kept the PDU
-            # boundaries: what it held before ``offset`` is a hole
-            s.pdv_end = vlen
-            s.pdv_pos = 0
-            s.pdv_mch = mch
-            if not is_cmd:
-                self._data_piece(s, ctx_id, b"", 0, frame, time)  # its transfer, for the hole
+            if offset and not is_cmd:
+                # a PDV whose start the tap lost while the framer kept the PDU
+                # boundaries: what it held before ``offset`` is a hole (below),
+                # in the transfer it belongs to
+                self._data_piece(s, ctx_id, b"", 0, frame, time)
         elif offset < s.pdv_pos:
             return
         lost_start = offset > s.pdv_pos

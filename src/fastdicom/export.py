@@ -20,10 +20,11 @@ recently written is closed and reopened when more comes).  Opening, hashing
 and writing run in order on the writer thread of ``_filewriter.pyx``, which
 never takes the GIL, so they overlap with decoding; bytes in flight are
 bounded (``MAX_PENDING``).  New files are written with ``O_DIRECT`` where
-the file system allows it (``direct_io``), which bypasses the page cache.  Files are written under a temporary name and
-linked to their final name, on this thread, only once the writer has
-finished them and the object is complete: an incomplete object never gets a
-normal name (with ``keep_incomplete`` it is kept as ``NAME.dcm.partial``).
+the file system allows it (``direct_io``), which bypasses the page cache.
+Files are written under a temporary name and given their final name (the
+writer renames them, never replacing a file) only once it has finished them
+and the object is complete: an incomplete object never gets a normal name
+(with ``keep_incomplete`` it is kept as ``NAME.dcm.partial``).
 Names are built from sanitised wire values, never hold a path separator, and
 never replace an existing file; symbolic links in the output folder are not
 followed.
