@@ -25,7 +25,7 @@ import pcapgen as G
 from fastdicom import _pycore
 from fastdicom.events import (
     EV_EXPERT, EV_FLOW, EV_GAP, EV_PDATA, EV_PDU, PF_FINAL, PF_TRUNCATED, X_CAPTURE_DAMAGED,
-    X_OOO_SEGMENTS,
+    X_OOO_SEGMENTS, X_TCP_OVERLAP_CONFLICT,
 )
 from mutations import mutate
 
@@ -692,3 +692,47 @@ def test_a_long_unverifiable_pdata_is_believed_only_if_its_first_pdv_fills_it(im
     short = bytes([4, 0]) + L.to_bytes(4, "big") + (1000).to_bytes(4, "big") + bytes([1, 0]) + bytes(100)
     assert impl.check_candidate(filled, 0, len(filled), 64 << 20) == (_pycore.C_TENTATIVE, L)
     assert impl.check_candidate(short, 0, len(short), 64 << 20) == (_pycore.C_REJECT, 0)
+
+
+def interleaved_retransmission_capture(conflict: bool, n_segments: int):
+    """Two associations whose P-DATA arrives interleaved, segment by segment,
+    then a retransmission of one of connection A's early segments (its bytes
+    still within the history), with one byte changed if ``conflict``."""
+    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    streams, pkts = [], []
+    for c in range(2):
+        rq = G.assoc_rq()
+        streams.append(rq + G.p_data((1, 2, bytes((c + k) & 0xFF for k in range(100 * n_segments)))))
+    for c in range(2):
+        pkts += [(c, 0, 1000, 0x02, b""), (c, 1, 9000, 0x12, b""), (c, 0, 1001, 0x10, b"")]
+    pos = [0, 0]
+    while any(pos[c] < len(streams[c]) for c in range(2)):
+        for c in range(2):
+            if pos[c] < len(streams[c]):
+                pkts.append((c, 0, 1001 + pos[c], 0x18, streams[c][pos[c]:pos[c] + 100]))
+                pos[c] += 100
+    again = bytearray(streams[0][500:600])
+    if conflict:
+        again[40] ^= 0x5A
+    pkts.append((0, 0, 1001 + 500, 0x18, bytes(again)))
+    records = []
+    for k, (c, d, seq, flags, payload) in enumerate(pkts):
+        ends = ((client, 40000 + c), (server, 104))[::1 if d == 0 else -1]
+        frame = ip_frame(1, False, ends[0][0], ends[1][0], ends[0][1], ends[1][1], seq, 0, flags, payload)
+        records.append((1_700_000_000 * 10**9 + k * 1000, frame, len(frame)))
+    return write_pcap(records, 1)
+
+
+@pytest.mark.parametrize("chunks", [None, "random"])
+@pytest.mark.parametrize("n_segments", [20, 100])  # fewer and more than the spans noted per direction
+@pytest.mark.parametrize("conflict", [False, True])
+def test_retransmission_compared_after_interleaved_connections(conflict, n_segments, chunks):
+    """The history of each direction is filled lazily: a retransmission is
+    compared with the right bytes even when other connections received data
+    in between, in the same feed() call or not."""
+    data = interleaved_retransmission_capture(conflict, n_segments)
+    events, stats = assert_same(data, None if chunks is None else random_chunks(len(data), n_segments))
+    conflicts = [ev for ev in events if ev[0] == EV_EXPERT and ev[3] == X_TCP_OVERLAP_CONFLICT]
+    assert len(conflicts) == (1 if conflict else 0)
+    assert stats["overlap_conflicts"] == (1 if conflict else 0)
+    assert stats["retransmissions"] >= 1

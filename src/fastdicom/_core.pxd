@@ -173,6 +173,27 @@ cdef struct Iface:
     bint pow2
     long long tsoff
 
+cdef enum:
+    HIST_SPANS = 32  # in-order segments noted before their bytes are copied into the history
+
+cdef struct HistPend:
+    # In-order segments a direction received in this ``feed()`` call whose
+    # bytes are not yet copied into its history ring: where they lie in the
+    # caller's buffer (or the carry), oldest first.  The ring follows this
+    # header in the same allocation.  Directions with pending spans are
+    # linked (``prev``/``next``) so that ``feed()`` can copy them all before
+    # it returns.
+    HistPend *prev
+    HistPend *next
+    bint linked
+    int head
+    int cnt
+    long long total
+    const uint8_t *ptr[HIST_SPANS]
+    long long off[HIST_SPANS]
+    Py_ssize_t n[HIST_SPANS]
+
+
 cdef struct Dir:
     # one direction of a connection: segment ordering plus the PDU framer
     # --- TCP
@@ -188,7 +209,8 @@ cdef struct Dir:
     Py_ssize_t ooo_cap
     long long ooo_bytes
     long long ooo_since
-    uint8_t *hist  # ring of the last `history` bytes delivered (NULL: none)
+    HistPend *hp  # the history ring's allocation: pending spans, then the ring (NULL: none)
+    uint8_t *hist  # ring of the last `history` bytes delivered, inside ``hp``'s block
     long long hist_from
     long long nbytes
     long long retrans

@@ -16,10 +16,10 @@ What the port changes is only how the work is done:
 - in-order TCP payload goes straight from the packet to the PDU framer; bytes
   are copied only into the history ring, the PDV piece being handed out (up to
   ``data_limit``), association PDU bodies, and out-of-order segments;
-- the history ring is filled lazily: while one direction receives in-order
-  segments, only where they lie is noted (``_hp_*``), and just the last
-  ``history`` bytes of them are copied, when another direction receives, when
-  a retransmission is compared, or before ``feed()`` returns;
+- the history ring is filled lazily: for each direction, where its in-order
+  segments lie is noted (``HistPend``), and just the last ``history`` bytes of
+  them are copied, when a retransmission is compared or before ``feed()``
+  returns (interleaved connections no longer copy at every switch);
 - workers remember the keys of connections that are not theirs
   (``_foreign``), so that each later packet costs one table probe instead of
   the partition hash;
@@ -65,7 +65,6 @@ COMMAND_GROUP_LENGTH = b"\x00\x00\x00\x00\x04\x00\x00\x00"  # (0000,0000) UL, 4 
 cdef const uint8_t *_CGL = b"\x00\x00\x00\x00\x04\x00\x00\x00"
 
 cdef enum:
-    HIST_SPANS = 32  # in-order segments noted before their bytes are copied into the history
     FOREIGN_SLOTS = 256  # remembered keys of connections owned by other workers
 
 _COUNTER_NAMES = (
@@ -357,7 +356,8 @@ cdef void dir_free(Dir *d) noexcept:
     free(d.ooo)
     d.ooo = NULL
     d.ooo_n = d.ooo_head = d.ooo_cap = 0
-    free(d.hist)
+    free(d.hp)  # the history ring is in the same block
+    d.hp = NULL
     d.hist = NULL
     buf_free(&d.rbuf)
     free(d.rmarks)
@@ -470,13 +470,8 @@ cdef class Engine:
     cdef bint _sweep_set
     cdef i128 _next_sweep
 
-    # history spans noted but not yet copied (all of one direction, ``_hp_dir``)
-    cdef Dir *_hp_dir
-    cdef const uint8_t *_hp_ptr[HIST_SPANS]
-    cdef long long _hp_off[HIST_SPANS]
-    cdef Py_ssize_t _hp_n[HIST_SPANS]
-    cdef int _hp_head, _hp_cnt
-    cdef long long _hp_total
+    # directions whose history has spans noted but not yet copied
+    cdef HistPend *_hp_dirty
 
     # connections of other workers, by table hash (all-zero: empty; a key starts with 4 or 6)
     cdef uint8_t _foreign[FOREIGN_SLOTS * 40]
@@ -529,6 +524,7 @@ cdef class Engine:
     def __dealloc__(self):
         cdef Flow *fl = self._oldest
         cdef Flow *nx
+        self._hp_dirty = NULL
         while fl != NULL:
             nx = fl.newer
             flow_free(fl)
@@ -1386,9 +1382,7 @@ cdef class Engine:
                 format_ip(fl.ipver, fl.ip[1 - c]), fl.port[1 - c], outcome))
         for side in range(2):
             d = &fl.dirs[side]
-            self._hist_forget(d)
-            free(d.hist)
-            d.hist = NULL
+            self._hist_free(d)
             buf_free(&d.rbuf)
             buf_free(&d.pbuf)
             dir_drop_dbuf(d)
@@ -1447,8 +1441,8 @@ cdef class Engine:
         cdef long long lo = lmax(lmax(off, d.hist_from), d.offset - H)
         cdef long long hi = lmin(off + n, d.offset)
         cdef long long i0, first
-        if d == self._hp_dir:
-            self._hist_flush()
+        if d.hp != NULL and d.hp.linked:
+            self._hist_copy_pending(d.hp)
         if hi <= lo or d.hist == NULL:
             return 0
         i0 = lo % H
@@ -1689,57 +1683,84 @@ cdef class Engine:
     cdef int _deliver(self, Flow *fl, int side, Dir *d, const uint8_t *data, Py_ssize_t n,
                       long long frame, long long ts, bint transient=False) except -1:
         """Hand ``n`` in-order bytes to the framer.  Their history copy is
-        deferred (``_hp_*``) unless ``transient`` (a held segment, freed next)."""
+        deferred (``HistPend``) unless ``transient`` (a held segment, freed next)."""
         cdef long long H = self.history
+        cdef HistPend *hp
         cdef int k
         if H > 0:
-            if d.hist == NULL:
-                d.hist = <uint8_t *>calloc(H, 1)
-                if d.hist == NULL:
+            hp = d.hp
+            if hp == NULL:
+                hp = <HistPend *>calloc(sizeof(HistPend) + H, 1)
+                if hp == NULL:
                     raise MemoryError()
-            if d != self._hp_dir or self._hp_cnt == HIST_SPANS or transient:
-                self._hist_flush()
+                d.hp = hp
+                d.hist = <uint8_t *>(hp + 1)
+            if hp.cnt == HIST_SPANS or (transient and hp.cnt):
+                self._hist_copy_pending(hp)
             if transient:
                 hist_copy(d.hist, H, d.offset, data, n)
             else:
-                self._hp_dir = d
-                k = (self._hp_head + self._hp_cnt) % HIST_SPANS
-                self._hp_ptr[k] = data
-                self._hp_off[k] = d.offset
-                self._hp_n[k] = n
-                self._hp_cnt += 1
-                self._hp_total += n
+                if not hp.linked:
+                    hp.linked = True
+                    hp.prev = NULL
+                    hp.next = self._hp_dirty
+                    if hp.next != NULL:
+                        hp.next.prev = hp
+                    self._hp_dirty = hp
+                k = (hp.head + hp.cnt) % HIST_SPANS
+                hp.ptr[k] = data
+                hp.off[k] = d.offset
+                hp.n[k] = n
+                hp.cnt += 1
+                hp.total += n
                 # spans wholly overwritten by newer ones need never be copied
-                while self._hp_cnt > 1 and self._hp_total - self._hp_n[self._hp_head] >= H:
-                    self._hp_total -= self._hp_n[self._hp_head]
-                    self._hp_head = (self._hp_head + 1) % HIST_SPANS
-                    self._hp_cnt -= 1
+                while hp.cnt > 1 and hp.total - hp.n[hp.head] >= H:
+                    hp.total -= hp.n[hp.head]
+                    hp.head = (hp.head + 1) % HIST_SPANS
+                    hp.cnt -= 1
         d.offset += n
         d.next_seq = <uint32_t>(d.next_seq + <uint64_t>n)
         if d.st != S_DEAD:
             return self._fr_data(fl, side, d, data, n, frame, ts)
         return 0
 
-    cdef void _hist_flush(self) noexcept:
-        """Copy the noted spans into their direction's history ring."""
-        cdef Dir *d = self._hp_dir
+    cdef void _hist_unlink(self, HistPend *hp) noexcept:
+        if hp.prev != NULL:
+            hp.prev.next = hp.next
+        else:
+            self._hp_dirty = hp.next
+        if hp.next != NULL:
+            hp.next.prev = hp.prev
+        hp.prev = hp.next = NULL
+        hp.linked = False
+        hp.head = hp.cnt = 0
+        hp.total = 0
+
+    cdef void _hist_copy_pending(self, HistPend *hp) noexcept:
+        """Copy one direction's noted spans into its history ring."""
         cdef int i, k
-        if d != NULL:
-            for i in range(self._hp_cnt):
-                k = (self._hp_head + i) % HIST_SPANS
-                hist_copy(d.hist, self.history, self._hp_off[k], self._hp_ptr[k], self._hp_n[k])
-        self._hp_dir = NULL
-        self._hp_head = 0
-        self._hp_cnt = 0
-        self._hp_total = 0
+        cdef uint8_t *ring = <uint8_t *>(hp + 1)
+        for i in range(hp.cnt):
+            k = (hp.head + i) % HIST_SPANS
+            hist_copy(ring, self.history, hp.off[k], hp.ptr[k], hp.n[k])
+        self._hist_unlink(hp)
+
+    cdef void _hist_flush(self) noexcept:
+        """Copy every direction's noted spans: they point into the caller's
+        buffer or the carry, which are about to go or move."""
+        while self._hp_dirty != NULL:
+            self._hist_copy_pending(self._hp_dirty)
 
     cdef inline void _hist_forget(self, Dir *d) noexcept:
         """``d``'s history ring is about to be freed: its noted spans are not copied."""
-        if d == self._hp_dir:
-            self._hp_dir = NULL
-            self._hp_head = 0
-            self._hp_cnt = 0
-            self._hp_total = 0
+        if d.hp != NULL and d.hp.linked:
+            self._hist_unlink(d.hp)
+
+    cdef void _hist_free(self, Dir *d) noexcept:
+        self._hist_forget(d)
+        free(d.hp)
+        d.hp = NULL
+        d.hist = NULL
 
     # ------------------------------------------------------------- events
     cdef int _cap_expert(self, int code, long long offset, long long a1, long long a2) except -1:
@@ -2043,9 +2064,7 @@ cdef class Engine:
             x.st = S_DEAD
             buf_free(&x.rbuf)
             x.rmarks_n = 0
-            self._hist_forget(x)
-            free(x.hist)
-            x.hist = NULL
+            self._hist_free(x)
             self._ooo_total -= x.ooo_bytes
             dir_drop_ooo(x)
             x.ooo_bytes = 0
