@@ -174,6 +174,15 @@ cdef struct Iface:
     long long tsoff
 
 cdef enum:
+    PARTITION_PACKET_WEIGHT = 256  # a packet's cost in payload bytes, for owners (see _pycore)
+    MAX_PARTITION_KEYS = 1 << 17  # connections whose owner is remembered
+
+cdef struct OwnerSlot:
+    # one connection's owning worker (``Engine(partition=...)``); owner -1: empty
+    uint8_t key[40]
+    int owner
+
+cdef enum:
     HIST_SPANS = 32  # in-order segments noted before their bytes are copied into the history
 
 cdef struct HistPend:

@@ -20,9 +20,8 @@ What the port changes is only how the work is done:
   segments lie is noted (``HistPend``), and just the last ``history`` bytes of
   them are copied, when a retransmission is compared or before ``feed()``
   returns (interleaved connections no longer copy at every switch);
-- workers remember the keys of connections that are not theirs
-  (``_foreign``), so that each later packet costs one table probe instead of
-  the partition hash;
+- workers decide the owner of each connection in a table of keys
+  (``OwnerSlot``): one probe per packet of a connection that is not theirs;
 - Python objects are made per event, never per packet.
 """
 
@@ -64,8 +63,6 @@ DEFAULT_PORTS = (104, 11112)
 COMMAND_GROUP_LENGTH = b"\x00\x00\x00\x00\x04\x00\x00\x00"  # (0000,0000) UL, 4 bytes
 cdef const uint8_t *_CGL = b"\x00\x00\x00\x00\x04\x00\x00\x00"
 
-cdef enum:
-    FOREIGN_SLOTS = 256  # remembered keys of connections owned by other workers
 
 _COUNTER_NAMES = (
     "records", "bytes", "non_ip", "non_tcp", "ip_fragments", "unsupported_link",
@@ -474,7 +471,11 @@ cdef class Engine:
     cdef HistPend *_hp_dirty
 
     # connections of other workers, by table hash (all-zero: empty; a key starts with 4 or 6)
-    cdef uint8_t _foreign[FOREIGN_SLOTS * 40]
+    # partition: every worker's load so far, and the owner of every connection seen
+    cdef long long *_part_load
+    cdef OwnerSlot *_own
+    cdef size_t _own_mask
+    cdef long long _own_n
 
     # framer replays and scratch
     cdef Replay *_rs
@@ -515,6 +516,10 @@ cdef class Engine:
         self.sync_max_pdu = int(sync_max_pdu)
         self.part_k = int(partition[0])
         self.part_n = max(1, int(partition[1]))
+        if self.part_n > 1:
+            self._part_load = <long long *>calloc(self.part_n, sizeof(long long))
+            if self._part_load == NULL:
+                raise MemoryError()
         self.history = int(history)
         self._sweep_step = max(10**9, int(idle_timeout) // 4)
 
@@ -530,6 +535,8 @@ cdef class Engine:
             flow_free(fl)
             fl = nx
         free(self._slots)
+        free(self._part_load)
+        free(self._own)
         buf_free(&self._carry)
         free(self._ifaces)
         while self._rs_n > 0:
@@ -1196,6 +1203,56 @@ cdef class Engine:
         self._newest.newer = fl
         self._newest = fl
 
+    cdef int _owner(self, const uint8_t *key, uint64_t h) except -1:
+        """The worker that owns this connection (twin: ``_owner``)."""
+        cdef size_t i, mask
+        cdef OwnerSlot *slot
+        cdef int k, best
+        if self._own == NULL:
+            self._own_grow(1024)
+        mask = self._own_mask
+        i = h & mask
+        while True:
+            slot = &self._own[i]
+            if slot.owner < 0:
+                break
+            if memcmp(slot.key, key, 40) == 0:
+                return slot.owner
+            i = (i + 1) & mask
+        if self._own_n >= MAX_PARTITION_KEYS:
+            return <int>(fnv1a(key, KEY_LEN) % <uint64_t>self.part_n)
+        best = 0
+        for k in range(1, self.part_n):
+            if self._part_load[k] < self._part_load[best]:
+                best = k
+        memcpy(slot.key, key, 40)
+        slot.owner = best
+        self._own_n += 1
+        if self._own_n * 2 > <long long>mask and self._own_n < MAX_PARTITION_KEYS:
+            self._own_grow(2 * (mask + 1))
+        return best
+
+    cdef int _own_grow(self, size_t size) except -1:
+        """A fresh owner table of ``size`` slots (a power of two), refilled."""
+        cdef OwnerSlot *old = self._own
+        cdef size_t old_size = 0 if old == NULL else self._own_mask + 1
+        cdef size_t i, j
+        cdef OwnerSlot *t = <OwnerSlot *>malloc(size * sizeof(OwnerSlot))
+        if t == NULL:
+            raise MemoryError()
+        for i in range(size):
+            t[i].owner = -1
+        for i in range(old_size):
+            if old[i].owner >= 0:
+                j = key_hash(old[i].key) & (size - 1)
+                while t[j].owner >= 0:
+                    j = (j + 1) & (size - 1)
+                t[j] = old[i]
+        free(old)
+        self._own = t
+        self._own_mask = size - 1
+        return 0
+
     cdef int _tcp(self, int ipver, const uint8_t *src, const uint8_t *dst, int sport, int dport,
                   uint32_t seq, int flags, int win, const uint8_t *payload, Py_ssize_t cap,
                   long long true_len, long long frame, long long ts) except -1:
@@ -1206,7 +1263,7 @@ cdef class Engine:
         cdef uint64_t h
         cdef Flow *fl
         cdef Dir *d
-        cdef uint8_t *fk
+        cdef int owner
         cdef bint is_port
         c = memcmp(src, dst, 16)
         if c < 0 or (c == 0 and sport <= dport):
@@ -1231,20 +1288,24 @@ cdef class Engine:
         h = key_hash(key)
         fl = self._lookup(key, h)
         if fl == NULL:
+            is_port = self._is_port(pa) or self._is_port(pb)
             if self.part_n > 1:
-                fk = self._foreign + (h & (FOREIGN_SLOTS - 1)) * 40
-                if memcmp(fk, key, 40) == 0 or (
-                        <long long>(fnv1a(key, KEY_LEN) % <uint64_t>self.part_n) != self.part_k):
-                    memcpy(fk, key, 40)
+                if is_port or self.heuristic:
+                    owner = self._owner(key, h)
+                    self._part_load[owner] += true_len + PARTITION_PACKET_WEIGHT
+                else:
+                    owner = 0  # never a connection: worker 0 counts its packets
+                if owner != self.part_k:
                     self.cnt[CT_PARTITION_SKIPPED] += 1
                     return 0
-            is_port = self._is_port(pa) or self._is_port(pb)
             if not is_port and not self.heuristic:
                 self.cnt[CT_OTHER_TCP_PACKETS] += 1
                 return 0
             fl = self._new_flow(key, h, ipver, ipa, pa, ipb, pb, is_port, frame, ts)
         else:
             self._touch(fl)
+            if self.part_n > 1:
+                self._part_load[self.part_k] += true_len + PARTITION_PACKET_WEIGHT
             if (flags & TH_SYN) and not (flags & TH_ACK) and fl.state != F_IGNORED and (
                     fl.state == F_CLOSED or (fl.isn >= 0 and fl.isn != seq)
                     or (fl.syn_side < 0 and (fl.dirs[0].payload or fl.dirs[1].payload))):

@@ -82,6 +82,12 @@ def _u32be(b, p):
     return (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]
 
 
+# partition: the cost of a packet in payload bytes, and the connections whose
+# owner is remembered (past it, owners are hashed)
+PARTITION_PACKET_WEIGHT = 256
+MAX_PARTITION_KEYS = 1 << 17
+
+
 def fnv1a64(data) -> int:
     """64-bit FNV-1a; partitions connections between workers (same in both twins)."""
     h = 0xCBF29CE484222325
@@ -359,7 +365,15 @@ class Engine:
     sync_max_pdu : int
         Largest P-DATA-TF a resynchronising framer will accept as a candidate.
     partition : (int, int)
-        ``(k, n)``: only connections whose hash modulo n is k (for workers).
+        ``(k, n)``: only the connections that worker k of n owns.  Every
+        worker sees every packet and decides the same owners: a connection
+        that may carry DICOM (on a DICOM port, or any with the heuristic)
+        goes, at its first packet, to the worker with the least load so far
+        (payload bytes plus ``PARTITION_PACKET_WEIGHT`` per packet of the
+        connections it owns; ties to the lowest k), and keeps that owner for
+        the rest of the capture.  Past ``MAX_PARTITION_KEYS`` connections
+        the owner of a new one is the ``fnv1a64`` hash of its key modulo n;
+        worker 0 counts the packets of connections that cannot carry DICOM.
     history : int
         Bytes of delivered data kept per direction to check retransmissions.
     """
@@ -384,6 +398,8 @@ class Engine:
         self.heuristic_window = int(heuristic_window)
         self.sync_max_pdu = int(sync_max_pdu)
         self.part_k, self.part_n = int(partition[0]), max(1, int(partition[1]))
+        self._owners = {}  # key -> worker, for every connection seen (see ``partition``)
+        self._part_load = [0] * self.part_n
         self.history = int(history)
 
         self._events = []
@@ -905,6 +921,17 @@ class Engine:
         self._tcp(ipver, src, dst, sport, dport, seq, flags, win, payload, true_len, frame, ts)
 
     # ---------------------------------------------------------- connections
+    def _owner(self, key: bytes) -> int:
+        """The worker that owns this connection (see ``partition``): every
+        worker calls this for the same packets and so decides alike."""
+        owner = self._owners.get(key)
+        if owner is None:
+            if len(self._owners) >= MAX_PARTITION_KEYS:
+                return fnv1a64(key) % self.part_n
+            loads = self._part_load
+            owner = self._owners[key] = loads.index(min(loads))
+        return owner
+
     def _tcp(self, ipver, src, dst, sport, dport, seq, flags, win, payload, true_len, frame, ts):
         if (src, sport) <= (dst, dport):
             side = 0
@@ -920,16 +947,24 @@ class Engine:
             self._sweep(frame, ts)
         fl = self._flows.get(key)
         if fl is None:
-            if self.part_n > 1 and fnv1a64(key) % self.part_n != self.part_k:
-                self.counters["partition_skipped"] += 1
-                return
             is_port = pa in self.ports or pb in self.ports
+            if self.part_n > 1:
+                if is_port or self.heuristic:
+                    owner = self._owner(key)
+                    self._part_load[owner] += true_len + PARTITION_PACKET_WEIGHT
+                else:
+                    owner = 0  # never a connection: worker 0 counts its packets
+                if owner != self.part_k:
+                    self.counters["partition_skipped"] += 1
+                    return
             if not is_port and not self.heuristic:
                 self.counters["other_tcp_packets"] += 1
                 return
             fl = self._new_flow(key, ipver, ipa, pa, ipb, pb, is_port, frame, ts)
         else:
             self._flows.move_to_end(key)
+            if self.part_n > 1:
+                self._part_load[self.part_k] += true_len + PARTITION_PACKET_WEIGHT
             if flags & TH_SYN and not flags & TH_ACK and fl.state != F_IGNORED and (
                     fl.state == F_CLOSED or (fl.isn >= 0 and fl.isn != seq)
                     or (fl.syn_side < 0 and (fl.dirs[0].payload or fl.dirs[1].payload))):
