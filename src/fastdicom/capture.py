@@ -303,7 +303,8 @@ def _summary_worker(names, options, k, n, hash_data):
 def summary_parallel(names, options: EngineOptions, workers: int, hash_data: bool = False,
                      progress=None) -> dict:
     """The JSON summary computed by ``workers`` processes, each taking the
-    connections whose hash falls in its share (``Engine(partition=(k, n))``),
+    connections it owns (``Engine(partition=(k, n))``: at its first packet a
+    connection goes to the worker with the least traffic so far),
     merged into exactly what one process gives.  ``progress``, if given, is
     called once the workers have started (so that no thread of a progress bar
     runs when they fork) and returns None or an object with ``set_read(n)``

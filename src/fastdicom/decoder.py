@@ -744,7 +744,7 @@ class Decoder:
         a = t.association
         ts = t.transfer_syntax or a.transfer_syntax(t.context_id)
         try:
-            depth_at, capped = check_limits(bytes(t.head), ts, self.max_depth, self.max_inflate)
+            depth_at, capped = check_limits(t.head, ts, self.max_depth, self.max_inflate)
         except Exception:  # noqa: BLE001 - a check must never stop the decoding  # pragma: no cover
             return
         what = (t.command.name + " data set") if t.command is not None else f"data set on context {t.context_id}"

@@ -484,8 +484,9 @@ class MessageAssembler:
             self.handler.transfer_start(t)
         n = len(data)
         if n:
-            if len(t.head) < self.head_limit:
-                t.head += data[:self.head_limit - len(t.head)]
+            room = self.head_limit - len(t.head)
+            if room > 0:
+                t.head += data if n <= room else data[:room]
             if t.hasher is not None:
                 t.hasher.update(data)
             self.handler.data(t, t.length, data)

@@ -61,7 +61,7 @@ def leading_values(t: DataSetTransfer) -> dict:
         return {}
     ts = t.transfer_syntax or t.association.transfer_syntax(t.context_id)
     try:
-        vals = lv(bytes(t.head), ts, LEADING_TAGS)
+        vals = lv(t.head, ts, LEADING_TAGS)  # read in place: no copy of the head
     except Exception:  # a damaged head must not stop the summary
         return {}
     return {LEADING_KEYS[k]: v for k, v in vals.items() if k in LEADING_KEYS and v not in (None, "")}
