@@ -259,3 +259,66 @@ def test_direct_io_leaves_for_ordinary_writes_when_not_appending(tmp_path):
     assert b.read_bytes() == b"head" + b"q" * 9996
     assert c.read_bytes() == b"1" * 6000 + b"2" * 3000
     assert d.read_bytes() == b"open at stop" * 1000
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 8])
+@pytest.mark.parametrize("direct", [False, True])
+def test_lanes_write_many_files_at_once(lanes, direct, tmp_path):
+    """Files in slots of different I/O lanes are written at once; a file
+    closed in one slot and reopened in a slot of another lane goes on where it
+    stopped, and a file is renamed only once every lane has written it: what
+    a rename gives (checked by another thread while the writer works) is
+    always the whole file."""
+    import random
+    import struct
+    import threading
+    rnd = random.Random(lanes * 2 + direct)
+    w = _filewriter.FileWriter(max_open=8, max_pending=1 << 20, direct=direct, lanes=lanes)
+    want, results = {}, []
+    seen_partial = []
+    stop = threading.Event()
+
+    def watch():  # a reader of the folder must never see a final name with part of a file
+        while not stop.is_set():
+            for p in list(tmp_path.glob("f*.dcm")):
+                k = int(p.name[1:-4])
+                try:
+                    data = p.read_bytes()
+                except FileNotFoundError:
+                    continue
+                if data != want[k]:
+                    seen_partial.append(p.name)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for k in range(120):
+            slot = k % 8
+            tmp = tmp_path / f"t{k}"
+            body = [rnd.randbytes(rnd.choice((1, 100, 4096, 5000, 70000))) for _ in range(rnd.randint(1, 6))]
+            want[k] = b"".join(body)
+            w.open(slot, tmp, True)
+            pos = 0
+            half = len(body) // 2
+            for piece in body[:half]:
+                w.write(slot, pos, (piece,))
+                pos += len(piece)
+            if k % 5 == 0:  # closed, then reopened in the slot of the next lane
+                w.close(slot)
+                slot = (slot + 1) % 8
+                w.close(slot)
+                w.open(slot, tmp, False)
+            for piece in body[half:]:
+                w.write(slot, pos, (piece,))
+                pos += len(piece)
+            w.close(slot)
+            results.append(bytearray(8))
+            w.place(tmp, tmp_path / f"f{k}", ".dcm", results[-1])
+        w.stop()
+    finally:
+        stop.set()
+        watcher.join()
+    assert all(struct.unpack("=ii", r) == (0, 0) for r in results)
+    for k, data in want.items():
+        assert (tmp_path / f"f{k}.dcm").read_bytes() == data
+    assert not seen_partial
+    assert (w.direct_bytes > 0) == direct

@@ -5,7 +5,7 @@ The exporter (``export.py``) decides what goes where; this module only does
 it, off the decoding thread and outside the GIL, so that writing and
 hashing overlap with decoding without ever competing for the interpreter::
 
-    decoding thread (GIL)                   I/O thread (no GIL, ever)
+    decoding thread (GIL)                   I/O lanes (threads, no GIL, ever)
     open(slot, path, create)  --+           open(2) into fds[slot]
     write(slot, pos, pieces,    |  ring     pwritev(2) of the pieces, IOV_MAX at a time
           hasher)             --+-> of  --> close(2)
@@ -13,9 +13,16 @@ hashing overlap with decoding without ever competing for the interpreter::
     place(tmp, stem, suffix)  --+ (FIFO)
                                       \--> hashing thread (no GIL, ever)
                                             SHA-256 update over the pieces
-    done() / wait(seq) <-- jobs both threads are past
+    done() / wait(seq) <-- jobs every thread is past
 
-Each thread runs the jobs strictly in submission order.  A job holds
+Every thread walks the jobs strictly in submission order.  The I/O lanes
+share the slots out (lane ``slot % lanes`` runs the jobs of a slot), so that
+the files of several slots are written at once: a disk (above all a virtual
+one) takes several writes in flight far faster than one after another, and
+each write of ``O_DIRECT`` waits for the device.  A rename, and a reopen of an
+existing file, run only once every lane is past the jobs before them (a file
+is never renamed or written again while another lane still writes it); the
+jobs that depend on them are in the same lane.  A job holds
 references to its byte strings and hasher; the submitting thread drops them
 once the job is done (only it touches Python objects).  Bytes in flight are
 bounded (``max_pending``): ``write`` waits, with the GIL released, when the
@@ -150,7 +157,8 @@ cdef enum:
     RING = 4096  # jobs
     IOV_BATCH = 1024  # IOV_MAX on Linux and the BSDs
     DIRECT_BLOCK = 4096  # O_DIRECT alignment of buffers, offsets and lengths (>= any logical block)
-    STAGE = 4 << 20  # the I/O thread's staging buffer for O_DIRECT writes
+    STAGE = 4 << 20  # each I/O lane's staging buffer for O_DIRECT writes
+    MAX_LANES = 8  # I/O threads at most
 
 cdef enum JobKind:
     J_OPEN = 1
@@ -242,6 +250,15 @@ cdef struct Job:
     PyObject *keep  # the tuple of byte strings, or the path
     PyObject *hasher  # a Sha256 or NULL
     void *ctx
+    bint io_complete  # its lane ran it
+    bint hash_complete  # the hashing thread updated its hasher (or it has none)
+
+
+cdef struct State
+
+cdef struct Lane:
+    State *s
+    int k
 
 
 # what the writer threads share with the caller (under ``lock``)
@@ -254,78 +271,132 @@ cdef struct State:
     off_t *dend  # per slot (direct): the file's logical end
     Py_ssize_t *tail_len  # per slot (direct): bytes in the tail block, not yet on disk
     char **tail  # per slot (direct): the last partial block, DIRECT_BLOCK aligned
-    char *stage  # STAGE + DIRECT_BLOCK bytes, aligned; the I/O thread's alone
-    long long direct_bytes  # bytes that went to disk with O_DIRECT (whole blocks)
+    int lanes  # I/O threads
+    char *stage[MAX_LANES]  # per lane: STAGE + DIRECT_BLOCK bytes, aligned
+    long long direct_bytes[MAX_LANES]  # per lane: bytes that went to disk with O_DIRECT
+    Lane lane[MAX_LANES]
     Py_ssize_t pending  # bytes of the jobs not done
     long long head  # jobs submitted
-    long long io_done  # jobs the I/O thread did
-    long long hash_done  # jobs the hashing thread did
-    long long done  # jobs both did
+    long long io_upto  # the jobs below have all been run by their lanes
+    long long done  # the jobs below are complete (run and hashed)
     pthread_mutex_t lock
-    pthread_cond_t work
-    pthread_cond_t space
+    pthread_cond_t lane_work[MAX_LANES]  # a job for this lane was queued
+    pthread_cond_t hash_work  # a job with a hasher was queued
+    pthread_cond_t space  # jobs completed
     int err_no
     int err_kind
     int err_slot
 
 
 cdef void _advance(State *s) noexcept nogil:
-    """A thread finished a job (``lock`` held): count the jobs both did."""
-    cdef long long upto = min(s.io_done, s.hash_done)
-    while s.done < upto:
-        s.pending -= s.ring[s.done % RING].nbytes
+    """A thread finished a job (``lock`` held): count the jobs complete."""
+    cdef Job *j
+    while s.io_upto < s.head and s.ring[s.io_upto % RING].io_complete:
+        s.io_upto += 1
+    while s.done < s.io_upto:
+        j = &s.ring[s.done % RING]
+        if not j.hash_complete:
+            break
+        s.pending -= j.nbytes
         s.done += 1
     pthread_cond_broadcast(&s.space)
 
 
-cdef void _loop(State *s, long long *done, bint hashing) noexcept nogil:
-    """Run the jobs in order, counting them in ``*done``: the I/O thread
-    executes them, the hashing thread updates the SHA-256 of the write jobs
-    that carry a hasher (both only read the pieces)."""
+cdef inline int _owner(State *s, Job *j) noexcept nogil:
+    """The lane that runs ``j``: that of its slot; renames run on lane 0."""
+    return 0 if j.kind == J_PLACE else j.slot % s.lanes
+
+
+cdef inline bint _barrier(Job *j) noexcept nogil:
+    """A rename, or the reopening of an existing file: after every earlier job
+    (the later jobs that depend on it are in its own lane)."""
+    return j.kind == J_PLACE or (j.kind == J_OPEN and (j.flags & O_CREAT) == 0)
+
+
+cdef void _lane_loop(State *s, int lane) noexcept nogil:
+    """I/O lane ``lane``: run the jobs of its slots in order (the others are
+    skipped; it is woken only for its own)."""
+    cdef long long i = 0
     cdef Job *j
     cdef int kind
-    cdef Py_ssize_t i
     pthread_mutex_lock(&s.lock)
     while True:
-        while done[0] == s.head:
-            pthread_cond_wait(&s.work, &s.lock)
-        j = &s.ring[done[0] % RING]
-        pthread_mutex_unlock(&s.lock)
+        while True:
+            if i < s.done:
+                i = s.done  # jobs of other lanes completed (and reclaimed) meanwhile
+            while i < s.head:
+                j = &s.ring[i % RING]
+                if j.kind == J_STOP or _owner(s, j) == lane:
+                    break
+                i += 1
+            if i < s.head:
+                break
+            pthread_cond_wait(&s.lane_work[lane], &s.lock)
         kind = j.kind
-        if hashing:
-            if j.ctx != NULL:
-                for i in range(j.n):
-                    _sha_update(j.ctx, j.iov[i].iov_base, j.iov[i].iov_len)
-        elif kind != J_STOP:
-            _execute(s, j)
-        pthread_mutex_lock(&s.lock)
-        done[0] += 1
-        _advance(s)
         if kind == J_STOP:
             break
+        if _barrier(j):
+            while s.io_upto < i:
+                pthread_cond_wait(&s.space, &s.lock)
+        pthread_mutex_unlock(&s.lock)
+        _execute(s, j, lane)
+        pthread_mutex_lock(&s.lock)
+        j.io_complete = True
+        _advance(s)
+        i += 1
+    # the stop itself is completed by the caller once every thread has ended
+    # (a lane that marked it would let the others' cursors jump past it)
     pthread_mutex_unlock(&s.lock)
 
 
 cdef void *_io_loop(void *arg) noexcept nogil:
-    cdef State *s = <State *>arg
-    _loop(s, &s.io_done, False)
+    cdef Lane *l = <Lane *>arg
+    _lane_loop(l.s, l.k)
     return NULL
 
 
 cdef void *_hash_loop(void *arg) noexcept nogil:
+    """Update the SHA-256 of the write jobs that carry a hasher, in order."""
     cdef State *s = <State *>arg
-    _loop(s, &s.hash_done, True)
+    cdef long long i = 0
+    cdef Job *j
+    cdef Py_ssize_t k
+    pthread_mutex_lock(&s.lock)
+    while True:
+        while True:
+            if i < s.done:
+                i = s.done
+            while i < s.head:
+                j = &s.ring[i % RING]
+                if j.kind == J_STOP or not j.hash_complete:
+                    break
+                i += 1
+            if i < s.head:
+                break
+            pthread_cond_wait(&s.hash_work, &s.lock)
+        if j.kind == J_STOP:
+            break
+        pthread_mutex_unlock(&s.lock)
+        for k in range(j.n):
+            _sha_update(j.ctx, j.iov[k].iov_base, j.iov[k].iov_len)
+        pthread_mutex_lock(&s.lock)
+        j.hash_complete = True
+        _advance(s)
+        i += 1
+    pthread_mutex_unlock(&s.lock)
     return NULL
 
 
 cdef void _fail(State *s, Job *j, int e) noexcept nogil:
+    pthread_mutex_lock(&s.lock)
     if s.err_no == 0:
         s.err_kind = j.kind
         s.err_slot = j.slot
         s.err_no = e if e else EIO
+    pthread_mutex_unlock(&s.lock)
 
 
-cdef void _execute(State *s, Job *j) noexcept nogil:
+cdef void _execute(State *s, Job *j, int lane) noexcept nogil:
     cdef int fd, cnt
     cdef bint direct
     cdef Py_ssize_t i, r, n
@@ -335,7 +406,7 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
     if j.kind == J_CLOSE:
         fd = s.fds[j.slot]
         if fd >= 0 and s.direct[j.slot] and not s.err_no:
-            _direct_off(s, j, fd)
+            _direct_off(s, j, fd, lane)
         s.direct[j.slot] = False
         s.fds[j.slot] = -1
         if fd >= 0 and c_close(fd) != 0 and errno != EINTR:
@@ -347,7 +418,7 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
         _place(j)
         return
     if j.kind == J_OPEN:
-        direct = s.use_direct and (j.flags & O_CREAT) != 0 and _direct_ready(s, j.slot)
+        direct = s.use_direct and (j.flags & O_CREAT) != 0 and _direct_ready(s, j.slot, lane)
         while True:
             fd = c_open(j.path, j.flags | (FW_O_DIRECT if direct else 0), 0o644)
             if fd >= 0 or errno != EINTR:
@@ -374,11 +445,11 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
         return
     if s.direct[j.slot]:
         if j.pos == s.dend[j.slot]:
-            if _direct_write(s, j, fd) or s.err_no:
+            if _direct_write(s, j, fd, lane) or s.err_no:
                 return
         # not a plain append, or O_DIRECT refused: this file goes on with ordinary writes
         if s.direct[j.slot]:
-            _direct_off(s, j, fd)
+            _direct_off(s, j, fd, lane)
             if s.err_no:
                 return
     iov = j.iov
@@ -420,11 +491,11 @@ cdef void _execute(State *s, Job *j) noexcept nogil:
     free(own)
 
 
-cdef bint _direct_ready(State *s, int slot) noexcept nogil:
-    """The buffers O_DIRECT needs for ``slot`` (allocated once)."""
-    if s.stage == NULL:
-        s.stage = fw_aligned(DIRECT_BLOCK, STAGE + DIRECT_BLOCK)
-        if s.stage == NULL:
+cdef bint _direct_ready(State *s, int slot, int lane) noexcept nogil:
+    """The buffers O_DIRECT needs for ``slot`` in ``lane`` (allocated once)."""
+    if s.stage[lane] == NULL:
+        s.stage[lane] = fw_aligned(DIRECT_BLOCK, STAGE + DIRECT_BLOCK)
+        if s.stage[lane] == NULL:
             return False
     if s.tail[slot] == NULL:
         s.tail[slot] = fw_aligned(DIRECT_BLOCK, DIRECT_BLOCK)
@@ -448,7 +519,7 @@ cdef int _pwrite_all(int fd, const char *buf, Py_ssize_t n, off_t pos) noexcept 
     return 0
 
 
-cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
+cdef bint _direct_write(State *s, Job *j, int fd, int lane) noexcept nogil:
     """Append the job's pieces to a file open with O_DIRECT: the slot's tail
     and the pieces are gathered in the staging buffer and written as whole
     blocks; what is left (under a block) becomes the new tail.  False when
@@ -458,30 +529,31 @@ cdef bint _direct_write(State *s, Job *j, int fd) noexcept nogil:
     cdef Py_ssize_t fill = s.tail_len[slot], i, off, take, whole, n
     cdef off_t base = s.dend[slot] - fill  # block aligned
     cdef const char *src
-    memcpy(s.stage, s.tail[slot], fill)
+    cdef char *stage = s.stage[lane]
+    memcpy(stage, s.tail[slot], fill)
     for i in range(j.n):
         src = <const char *>j.iov[i].iov_base
         n = j.iov[i].iov_len
         off = 0
         while off < n:
             take = min(n - off, STAGE - fill)
-            memcpy(s.stage + fill, src + off, take)
+            memcpy(stage + fill, src + off, take)
             fill += take
             off += take
             if fill == STAGE:
-                e = _pwrite_all(fd, s.stage, STAGE, base)
+                e = _pwrite_all(fd, stage, STAGE, base)
                 if e:
                     return _direct_failed(s, j, e)
-                s.direct_bytes += STAGE
+                s.direct_bytes[lane] += STAGE
                 base += STAGE
                 fill = 0
     whole = fill - fill % DIRECT_BLOCK
     if whole:
-        e = _pwrite_all(fd, s.stage, whole, base)
+        e = _pwrite_all(fd, stage, whole, base)
         if e:
             return _direct_failed(s, j, e)
-        s.direct_bytes += whole
-    memcpy(s.tail[slot], s.stage + whole, fill - whole)
+        s.direct_bytes[lane] += whole
+    memcpy(s.tail[slot], stage + whole, fill - whole)
     s.tail_len[slot] = fill - whole
     s.dend[slot] = base + fill
     return True
@@ -499,7 +571,7 @@ cdef bint _direct_failed(State *s, Job *j, int e) noexcept nogil:
     return True
 
 
-cdef void _direct_off(State *s, Job *j, int fd) noexcept nogil:
+cdef void _direct_off(State *s, Job *j, int fd, int lane) noexcept nogil:
     """Leave O_DIRECT for ``j.slot``: the tail block goes to disk padded with
     zeros, the file is cut to its true length, and the descriptor does
     ordinary writes from here on."""
@@ -518,7 +590,7 @@ cdef void _direct_off(State *s, Job *j, int fd) noexcept nogil:
         if e:
             _fail(s, j, e)
             return
-        s.direct_bytes += t
+        s.direct_bytes[lane] += t
         while ftruncate(fd, s.dend[slot]) != 0:
             if errno != EINTR:
                 _fail(s, j, errno)
@@ -585,6 +657,8 @@ cdef inline void _blank(Job *j, int kind, int slot) noexcept:
     j.keep = NULL
     j.hasher = NULL
     j.ctx = NULL
+    j.io_complete = False
+    j.hash_complete = True
 
 
 cdef class FileWriter:
@@ -599,11 +673,14 @@ cdef class FileWriter:
     cdef readonly int max_open
     cdef Py_ssize_t max_pending
     cdef long long reclaimed
-    cdef pthread_t io_thread, hash_thread
+    cdef pthread_t io_threads[MAX_LANES]
+    cdef pthread_t hash_thread
+    cdef int started  # I/O lanes running
     cdef bint running, stopped
     cdef object paths  # slot -> path of the last open, for error messages
 
-    def __cinit__(self, int max_open=64, Py_ssize_t max_pending=64 << 20, bint direct=False):
+    def __cinit__(self, int max_open=64, Py_ssize_t max_pending=64 << 20, bint direct=False,
+                  int lanes=3):
         cdef int k
         self.max_open = max(1, max_open)
         self.max_pending = max(1, max_pending)
@@ -625,21 +702,35 @@ cdef class FileWriter:
         for k in range(self.max_open):
             self.s.fds[k] = -1
         pthread_mutex_init(&self.s.lock, NULL)
-        pthread_cond_init(&self.s.work, NULL)
+        for k in range(MAX_LANES):
+            pthread_cond_init(&self.s.lane_work[k], NULL)
+        pthread_cond_init(&self.s.hash_work, NULL)
         pthread_cond_init(&self.s.space, NULL)
-        if pthread_create(&self.io_thread, NULL, _io_loop, <void *>self.s) != 0:
-            raise OSError("cannot start the export writer thread")
+        self.s.lanes = min(max(1, lanes), MAX_LANES)
+        for k in range(self.s.lanes):
+            self.s.lane[k].s = self.s
+            self.s.lane[k].k = k
+            if pthread_create(&self.io_threads[k], NULL, _io_loop, <void *>&self.s.lane[k]) != 0:
+                self._abort_start(k)
+                raise OSError("cannot start the export writer threads")
         if pthread_create(&self.hash_thread, NULL, _hash_loop, <void *>self.s) != 0:
-            pthread_mutex_lock(&self.s.lock)  # stop the I/O thread alone
-            _blank(&self.s.ring[0], J_STOP, 0)
-            self.s.head = 1
-            pthread_cond_broadcast(&self.s.work)
-            pthread_mutex_unlock(&self.s.lock)
-            with nogil:
-                pthread_join(self.io_thread, NULL)
-            self.stopped = True
+            self._abort_start(self.s.lanes)
             raise OSError("cannot start the export hashing thread")
         self.running = True
+
+    cdef void _abort_start(self, int started):
+        """Stop the ``started`` I/O lanes of a writer that cannot start."""
+        cdef int k
+        pthread_mutex_lock(&self.s.lock)
+        _blank(&self.s.ring[0], J_STOP, 0)
+        self.s.head = 1
+        for k in range(MAX_LANES):
+            pthread_cond_broadcast(&self.s.lane_work[k])
+        pthread_mutex_unlock(&self.s.lock)
+        with nogil:
+            for k in range(started):
+                pthread_join(self.io_threads[k], NULL)
+        self.stopped = True
 
     def __dealloc__(self):
         cdef int k
@@ -648,7 +739,9 @@ cdef class FileWriter:
         if self.running:
             self._stop()
         self._reclaim()
-        pthread_cond_destroy(&self.s.work)
+        for k in range(MAX_LANES):
+            pthread_cond_destroy(&self.s.lane_work[k])
+        pthread_cond_destroy(&self.s.hash_work)
         pthread_cond_destroy(&self.s.space)
         pthread_mutex_destroy(&self.s.lock)
         free(self.s.ring)
@@ -660,7 +753,8 @@ cdef class FileWriter:
         free(self.s.direct)
         free(self.s.dend)
         free(self.s.tail_len)
-        free(self.s.stage)
+        for k in range(MAX_LANES):
+            free(self.s.stage[k])
         free(self.s)
         self.s = NULL
 
@@ -696,6 +790,7 @@ cdef class FileWriter:
     cdef long long _push(self, Job *src, bint wait_space) except -1:
         """Queue ``src`` (a copy; it owns its references from here on)."""
         cdef long long seq
+        cdef int k
         cdef Py_ssize_t nbytes = src.nbytes, limit = self.max_pending
         with nogil:
             pthread_mutex_lock(&self.s.lock)
@@ -709,7 +804,15 @@ cdef class FileWriter:
         self.s.head += 1
         self.s.pending += nbytes
         seq = self.s.head
-        pthread_cond_broadcast(&self.s.work)
+        # wake the lane that runs it, and the hashing thread if it has work
+        if src.kind == J_STOP:
+            for k in range(self.s.lanes):
+                pthread_cond_signal(&self.s.lane_work[k])
+            pthread_cond_signal(&self.s.hash_work)
+        else:
+            pthread_cond_signal(&self.s.lane_work[_owner(self.s, src)])
+            if not src.hash_complete:
+                pthread_cond_signal(&self.s.hash_work)
         pthread_mutex_unlock(&self.s.lock)
         return seq
 
@@ -769,6 +872,7 @@ cdef class FileWriter:
             Py_INCREF(hasher)
             j.hasher = <PyObject *>hasher
             j.ctx = <void *>hasher.ctx
+            j.hash_complete = False
         return self._push(&j, True)
 
     def close(self, int slot) -> int:
@@ -808,9 +912,11 @@ cdef class FileWriter:
     @property
     def direct_bytes(self) -> int:
         """Bytes written with O_DIRECT so far (0 when the file system refused it)."""
-        cdef long long n
+        cdef long long n = 0
+        cdef int k
         pthread_mutex_lock(&self.s.lock)
-        n = self.s.direct_bytes
+        for k in range(self.s.lanes):
+            n += self.s.direct_bytes[k]
         pthread_mutex_unlock(&self.s.lock)
         return n
 
@@ -839,15 +945,20 @@ cdef class FileWriter:
         _blank(&j, J_STOP, 0)
         self._push(&j, False)
         with nogil:
-            pthread_join(self.io_thread, NULL)
+            for k in range(self.s.lanes):
+                pthread_join(self.io_threads[k], NULL)
             pthread_join(self.hash_thread, NULL)
+        pthread_mutex_lock(&self.s.lock)
+        self.s.ring[(self.s.head - 1) % RING].io_complete = True
+        _advance(self.s)
+        pthread_mutex_unlock(&self.s.lock)
         self.running = False
         self.stopped = True
         for k in range(self.max_open):
             if self.s.fds[k] >= 0:
                 if self.s.direct[k] and not self.s.err_no:
                     _blank(&j, J_CLOSE, k)
-                    _direct_off(self.s, &j, self.s.fds[k])  # its tail block too
+                    _direct_off(self.s, &j, self.s.fds[k], 0)  # its tail block too
                 c_close(self.s.fds[k])
                 self.s.fds[k] = -1
         return 0

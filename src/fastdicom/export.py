@@ -17,8 +17,9 @@ they crossed the wire (deflated data stays deflated)::
 Fragments are appended to the file as they arrive: memory never holds a
 whole object, and at most ``max_open`` files are open at once (the least
 recently written is closed and reopened when more comes).  Opening, hashing
-and writing run in order on the writer thread of ``_filewriter.pyx``, which
-never takes the GIL, so they overlap with decoding; bytes in flight are
+and writing run in order on the native threads of ``_filewriter.pyx`` (I/O
+lanes that share the slots out, and a hashing thread), which never take the
+GIL, so they overlap with decoding and with each other; bytes in flight are
 bounded (``MAX_PENDING``).  New files are written with ``O_DIRECT`` where
 the file system allows it (``direct_io``), which bypasses the page cache.
 Files are written under a temporary name and given their final name (the
@@ -184,7 +185,9 @@ class Exporter:
         self.pending_total = 0
         # direct_io: O_DIRECT where the file system takes it (see _filewriter.pyx)
         self._writer = _writer.FileWriter(self.max_open, MAX_PENDING, direct=direct_io)
-        self._free_slots = list(range(self.max_open - 1, -1, -1))
+        # slots are taken in turn (FIFO), so that files written one after another
+        # go to different I/O lanes of the writer and are written at once
+        self._free_slots = deque(range(self.max_open))
         self._last_job = 0
         # the writer hashes while it writes when its SHA-256 is native; else this thread hashes
         self._native_hash = _writer.native_sha256()
@@ -207,7 +210,7 @@ class Exporter:
             return slot
         while len(self.open) >= self.max_open:
             self._release(next(iter(self.open)))
-        slot = self._free_slots.pop()
+        slot = self._free_slots.popleft()
         self.open[key] = slot
         self._job(self._writer.open, slot, item.tmp, not item.created)
         item.created = True
