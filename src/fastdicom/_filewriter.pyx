@@ -313,6 +313,22 @@ cdef inline bint _barrier(Job *j) noexcept nogil:
     return j.kind == J_PLACE or (j.kind == J_OPEN and (j.flags & O_CREAT) == 0)
 
 
+cdef Job *_next_job(State *s, long long *i, int lane, pthread_cond_t *wake) noexcept nogil:
+    """(``lock`` held) The next job from ``*i`` on for a thread, waiting on
+    ``wake`` until there is one: for I/O lane ``lane`` the jobs of its slots,
+    for the hashing thread (``lane`` -1) those with a hasher; a stop for all."""
+    cdef Job *j
+    while True:
+        if i[0] < s.done:
+            i[0] = s.done  # jobs of others completed (and reclaimed) meanwhile
+        while i[0] < s.head:
+            j = &s.ring[i[0] % RING]
+            if j.kind == J_STOP or (not j.hash_complete if lane < 0 else _owner(s, j) == lane):
+                return j
+            i[0] += 1
+        pthread_cond_wait(wake, &s.lock)
+
+
 cdef void _lane_loop(State *s, int lane) noexcept nogil:
     """I/O lane ``lane``: run the jobs of its slots in order (the others are
     skipped; it is woken only for its own)."""
@@ -321,17 +337,7 @@ cdef void _lane_loop(State *s, int lane) noexcept nogil:
     cdef int kind
     pthread_mutex_lock(&s.lock)
     while True:
-        while True:
-            if i < s.done:
-                i = s.done  # jobs of other lanes completed (and reclaimed) meanwhile
-            while i < s.head:
-                j = &s.ring[i % RING]
-                if j.kind == J_STOP or _owner(s, j) == lane:
-                    break
-                i += 1
-            if i < s.head:
-                break
-            pthread_cond_wait(&s.lane_work[lane], &s.lock)
+        j = _next_job(s, &i, lane, &s.lane_work[lane])
         kind = j.kind
         if kind == J_STOP:
             break
@@ -363,17 +369,7 @@ cdef void *_hash_loop(void *arg) noexcept nogil:
     cdef Py_ssize_t k
     pthread_mutex_lock(&s.lock)
     while True:
-        while True:
-            if i < s.done:
-                i = s.done
-            while i < s.head:
-                j = &s.ring[i % RING]
-                if j.kind == J_STOP or not j.hash_complete:
-                    break
-                i += 1
-            if i < s.head:
-                break
-            pthread_cond_wait(&s.hash_work, &s.lock)
+        j = _next_job(s, &i, -1, &s.hash_work)
         if j.kind == J_STOP:
             break
         pthread_mutex_unlock(&s.lock)
