@@ -31,6 +31,8 @@ from .association import (
 )
 from .dimse import DataSetTransfer, MessageAssembler, Operation
 
+PF_FINAL, PF_TRUNCATED = E.PF_FINAL, E.PF_TRUNCATED
+
 END_TEXT = {
     E.END_FIN: "the connection was closed",
     E.END_RST: "the connection was reset",
@@ -448,10 +450,16 @@ class Decoder:
         _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags, release, flow_last = ev
         self._release = (release, flow_last)
         fl = self.flows[fid]
-        self._tick(t1)
+        # _tick(t1), inline: this runs once per P-DATA-TF PDU
+        if self.first_time is None or t1 < self.first_time:
+            self.first_time = t1
+        if self.last_time is None or t1 > self.last_time:
+            self.last_time = t1
         key = (fid, direction)
-        rec = self._open_pdata.get(key)
+        open_pdata = self._open_pdata
+        rec = open_pdata.get(key)
         a = fl.association
+        final = flags & PF_FINAL
         if rec is None:
             # first event of this PDU
             if a is None:
@@ -471,14 +479,18 @@ class Decoder:
                 rec = PduRecord(self.pdu_count, fl, a, direction, 4, length, f0, f1, t0, t1)
             else:
                 rec = True
-            self._open_pdata[key] = rec
+            if not final:
+                open_pdata[key] = rec
+        elif final:
+            del open_pdata[key]
         asm = a.assemblers[direction]
         pdvs = rec.pdvs if rec is not True else None
         ctx_pdvs = a.ctx_pdvs
+        check_ctx = a.ac is not None
         for ctx, mch, pdv_len, offset, plen, data in pieces:
             if offset == 0:
                 ctx_pdvs[ctx] = ctx_pdvs.get(ctx, 0) + 1
-            if a.ac is not None and ctx not in a.reported_bad_ctx and not (
+            if check_ctx and ctx not in a.reported_bad_ctx and not (
                     ctx in a.contexts and a.contexts[ctx].accepted):
                 a.reported_bad_ctx.add(ctx)
                 why = ("it was rejected" if ctx in a.contexts else "it was not negotiated")
@@ -494,14 +506,13 @@ class Decoder:
                 self._cur_pdv = info
             asm.piece(ctx, mch, pdv_len, offset, plen, data, f1, t1)
         self._cur_pdv = None
-        if flags & E.PF_FINAL:
-            del self._open_pdata[key]
-            if flags & E.PF_TRUNCATED:
+        if final:
+            if flags & PF_TRUNCATED:
                 asm.damage("a P-DATA-TF PDU was damaged or cut")
             if rec is not True:
                 rec.frame_last = f1
                 rec.time_last = t1
-                rec.truncated = bool(flags & E.PF_TRUNCATED)
+                rec.truncated = bool(flags & PF_TRUNCATED)
                 self._call("on_pdu", rec)
                 if not self.keep_heads:
                     # the sinks have seen the data sets this PDU completed: their

@@ -369,19 +369,15 @@ class MessageAssembler:
         self.last_ctx = None  # context of the previous PDV
         self.interleaving_seen = False
 
-    def _state(self, ctx_id: int) -> _CtxState:
-        s = self.ctx.get(ctx_id)
-        if s is None:
-            s = self.ctx[ctx_id] = _CtxState()
-        return s
-
     def piece(self, ctx_id, mch, pdv_len, offset, length, data, frame, time):
         if ctx_id != self.last_ctx:
             if self.last_ctx is not None and not self.interleaving_seen and self._half_sent(self.last_ctx):
                 self.interleaving_seen = True
                 self.handler.interleaved(self, ctx_id, self.last_ctx, frame, time)
             self.last_ctx = ctx_id
-        s = self._state(ctx_id)
+        s = self.ctx.get(ctx_id)
+        if s is None:
+            s = self.ctx[ctx_id] = _CtxState()
         vlen = pdv_len - 2
         is_cmd = mch & 1
         if offset == 0 or s.pdv_end < 0:
