@@ -36,13 +36,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 CORE_LOOP = r"""
-import mmap, sys
-from fastdicom import core
+import sys
+from fastdicom import capture, core
 e = core.Engine(ports=[11112], data_limit=65536)
-f = open(sys.argv[1], 'rb'); mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); v = memoryview(mm)
-for o in range(0, len(mm), 4 << 20):
-    e.feed(v[o:o + (4 << 20)]); e.pop_events()
-    mm.madvise(mmap.MADV_DONTNEED, o, min(4 << 20, len(mm) - o))
+for part in capture._chunks(sys.argv[1], capture.CaptureInfo(sys.argv[1])):  # as the commands read
+    e.feed(part); e.pop_events()
 e.finish(); e.pop_events()
 """
 

@@ -44,3 +44,39 @@ def test_sections_of_both_byte_orders_and_the_obsolete_packet_block():
     want, gaps = streams(data, ports_of(path))
     got, gaps2 = streams(ng, ports_of(path))
     assert not gaps2 and got == want
+
+
+def test_capture_files_are_read_in_released_pieces_of_one_buffer(tmp_path, monkeypatch):
+    """A capture file is read in pieces into one reused buffer: the pieces
+    join to the file, each is released once the consumer is done with it
+    (a consumer that kept one gets an error, never bytes of a later piece),
+    and a small read size does not change the analysis."""
+    import pytest
+
+    from fastdicom import capture
+    src = REAL / "multi_pdv.pcap"
+    monkeypatch.setattr(capture, "READ_CHUNK", 4096)
+    info = capture.CaptureInfo(str(src))
+    got, kept = bytearray(), []
+    for part in capture._chunks(str(src), info):
+        got += part
+        kept.append(part)
+    assert bytes(got) == src.read_bytes() and info.read_bytes == len(got) == info.size
+    assert len(kept) > 1
+    with pytest.raises(ValueError):
+        bytes(kept[0])
+    opts = capture.EngineOptions(ports=ports_of(src))
+    small = _summary(capture, [str(src)], opts)
+    monkeypatch.setattr(capture, "READ_CHUNK", 1 << 20)
+    assert _summary(capture, [str(src)], opts) == small
+
+
+def _summary(capture, names, opts):
+    from fastdicom import summary
+    from fastdicom.decoder import Decoder
+    sink = summary.SummarySink()
+    dec = Decoder([sink])
+    infos = capture.run(names, dec, opts)
+    doc = summary.build(dec, infos, sink)
+    doc.pop("captures", None)  # reading time and the like
+    return doc

@@ -40,7 +40,7 @@ An uncompressed capture of ``partition_bytes`` (256 MiB) or more is analysed
 by several tasks, at most one per worker, each taking the connections it
 owns (the least loaded share at a connection's first packet, decided alike
 by all: ``Engine(partition=...)``; :func:`process_partition`; each reads the whole file
-through mmap, as ``summary --workers`` does), and one more computes the
+as ``summary --workers`` does), and one more computes the
 file's SHA-256 beside them (:func:`hash_capture`).  A last task
 (:func:`merge_partitions`; on Dask it depends on the shares, locally the
 driver runs it) puts the shares' tables in the order and numbering one task
@@ -336,7 +336,7 @@ def process_partition(job: Job) -> dict[str, Any]:
     """Analyse share ``k`` of ``n`` of a capture's connections (``job.part``):
     the task run per partition of a big capture.
 
-    Each share reads the whole file (mmap) and decodes the connections it
+    Each share reads the whole file and decodes the connections it
     owns (as ``summary --workers``); share 0 alone reports the
     file's own conditions (the SHA-256 of the file is a task of its own,
     :func:`hash_capture`, so that it runs beside the shares).  Its tables go to

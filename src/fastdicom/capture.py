@@ -11,7 +11,6 @@ of input and one batch of events are alive at a time.
 from __future__ import annotations
 
 import gzip
-import mmap
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from .decoder import Decoder
 from .errors import CaptureFormatError, FastDicomError
 
 CHUNK = 4 << 20
+READ_CHUNK = 1 << 20  # capture files are read in pieces of this size into one buffer
 
 # resource bounds (SECURITY.md lists them with their options)
 DEFAULT_MAX_OOO_BYTES = 64 << 20  # out-of-order bytes held, all connections together
@@ -31,7 +31,6 @@ DEFAULT_MAX_CONNECTIONS = 100_000  # connections tracked at once (SYN floods)
 DEFAULT_MAX_PDU = 0xFFFFFFFF  # largest P-DATA-TF length accepted as plausible (streamed, not held)
 DEFAULT_MAX_DEPTH = dataset_limits.DEFAULT_MAX_DEPTH
 DEFAULT_MAX_INFLATE = dataset_limits.DEFAULT_MAX_INFLATE
-DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -103,7 +102,8 @@ def parse_ports(spec: str) -> tuple:
 
 
 def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK):
-    """Yield the capture's bytes in chunks (memoryviews of an mmap when possible)."""
+    """Yield the capture's bytes in chunks: memoryviews of one reused buffer,
+    each released once the consumer is done with it."""
     if name == "-":
         raw = sys.stdin.buffer
         yield from _stream_chunks(raw, info, chunk)
@@ -123,35 +123,31 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK):
             f.seek(0)
             yield from _stream_chunks(f, info, chunk)
             return
+        # read(2) into one reused buffer, not mmap: on the virtual machines we
+        # measured, mapping the page cache in (fault-around) and out again
+        # (MADV_DONTNEED, to keep RSS flat) cost more kernel time than copying
+        # the bytes, and a buffer that stays in the CPU cache makes the walk
+        # over the records faster (core loop 0.195 -> 0.152 s per GiB)
+        raw = f.raw
+        raw.seek(0)  # the raw file itself (the buffered reader read ahead)
+        buf = bytearray(min(READ_CHUNK, max(info.size, 1)))
+        view = memoryview(buf)
         try:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            f.seek(0)
-            yield from _stream_chunks(f, info, chunk)
-            return
-        try:
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        except (AttributeError, OSError):
-            pass
-        view = memoryview(mm)
-        try:
-            n = len(mm)
-            for off in range(0, n, chunk):
-                part = view[off:off + chunk]
-                info.read_bytes += len(part)
+            while True:
+                try:
+                    n = raw.readinto(buf)
+                except OSError as exc:
+                    raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+                if not n:
+                    break
+                part = view[:n]
+                info.read_bytes += n
                 try:
                     yield part
                 finally:
-                    part.release()
-                # the pages stay in the page cache, but leave this process: RSS stays flat
-                if DONTNEED is not None:
-                    try:
-                        mm.madvise(DONTNEED, off, min(chunk, n - off))
-                    except (OSError, ValueError):
-                        pass
+                    part.release()  # a consumer must not keep it: the buffer is reused
         finally:
             view.release()
-            mm.close()
 
 
 def _stream_chunks(raw, info: CaptureInfo, chunk: int):
@@ -262,7 +258,7 @@ def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=
 
 # ------------------------------------------------------------ several workers
 def partitionable(names) -> bool:
-    """Workers each read the whole file (mmap) and keep their share of the
+    """Workers each read the whole file and keep their share of the
     connections: worth it only for regular, uncompressed files."""
     for n in names:
         if n == "-" or not os.path.isfile(n):
