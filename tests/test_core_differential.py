@@ -594,22 +594,30 @@ def test_parse_max_length_and_fnv(body):
 
 
 # ------------------------------------ regressions of twin bugs fixed in the port
+def loopback_pcap(pkts):
+    """A pcap of ``(connection, direction, seq, flags, payload)`` packets
+    between clients 10.0.0.1:40000+connection and the server 10.0.0.2:104,
+    a microsecond apart."""
+    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    records = []
+    for k, (c, d, seq, flags, payload) in enumerate(pkts):
+        ends = ((client, 40000 + c), (server, 104))[::1 if d == 0 else -1]
+        frame = ip_frame(1, False, ends[0][0], ends[1][0], ends[0][1], ends[1][1], seq, 0, flags, payload)
+        records.append((1_700_000_000 * 10**9 + k * 1000, frame, len(frame)))
+    return write_pcap(records, 1)
+
+
 def held_segments_capture(n_held, descending=False):
     """An association whose P-DATA arrives as ``n_held`` 1-byte segments with
     holes between them, then one segment covering them all."""
     rq = G.assoc_rq()
     stream = rq + G.p_data((1, 2, bytes(range(256)) * ((2 * n_held + 600) // 256)))
-    client, server, isn = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 1000
-    pkts = [(0, isn, 0x02, b""), (1, 9000, 0x12, b""), (0, isn + 1, 0x10, b""), (0, isn + 1, 0x18, rq)]
+    isn = 1000
+    pkts = [(0, 0, isn, 0x02, b""), (0, 1, 9000, 0x12, b""), (0, 0, isn + 1, 0x10, b""), (0, 0, isn + 1, 0x18, rq)]
     offsets = [len(rq) + 10 + 2 * k for k in range(n_held)]
-    pkts += [(0, isn + 1 + o, 0x18, stream[o:o + 1]) for o in (offsets[::-1] if descending else offsets)]
-    pkts.append((0, isn + 1 + len(rq), 0x18, stream[len(rq):]))
-    records = []
-    for k, (d, seq, flags, payload) in enumerate(pkts):
-        ends = ((client, 40000), (server, 104))[::1 if d == 0 else -1]
-        frame = ip_frame(1, False, ends[0][0], ends[1][0], ends[0][1], ends[1][1], seq, 0, flags, payload)
-        records.append((1_700_000_000 * 10**9 + k * 1000, frame, len(frame)))
-    return write_pcap(records, 1), stream
+    pkts += [(0, 0, isn + 1 + o, 0x18, stream[o:o + 1]) for o in (offsets[::-1] if descending else offsets)]
+    pkts.append((0, 0, isn + 1 + len(rq), 0x18, stream[len(rq):]))
+    return loopback_pcap(pkts), stream
 
 
 def test_one_segment_spanning_many_held_segments():
@@ -698,7 +706,6 @@ def interleaved_retransmission_capture(conflict: bool, n_segments: int):
     """Two associations whose P-DATA arrives interleaved, segment by segment,
     then a retransmission of one of connection A's early segments (its bytes
     still within the history), with one byte changed if ``conflict``."""
-    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
     streams, pkts = [], []
     for c in range(2):
         rq = G.assoc_rq()
@@ -715,12 +722,7 @@ def interleaved_retransmission_capture(conflict: bool, n_segments: int):
     if conflict:
         again[40] ^= 0x5A
     pkts.append((0, 0, 1001 + 500, 0x18, bytes(again)))
-    records = []
-    for k, (c, d, seq, flags, payload) in enumerate(pkts):
-        ends = ((client, 40000 + c), (server, 104))[::1 if d == 0 else -1]
-        frame = ip_frame(1, False, ends[0][0], ends[1][0], ends[0][1], ends[1][1], seq, 0, flags, payload)
-        records.append((1_700_000_000 * 10**9 + k * 1000, frame, len(frame)))
-    return write_pcap(records, 1)
+    return loopback_pcap(pkts)
 
 
 @pytest.mark.parametrize("chunks", [None, "random"])
@@ -771,23 +773,14 @@ def test_partitions_balance_the_load():
     differ widely in size is still shared out evenly (a hash of the keys gave
     one worker 76 % of the benchmark capture's packets)."""
     rnd = random.Random(5)
-    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\xfe"
-    records, t = [], 1_700_000_000 * 10**9
+    pkts = []
     sizes = [rnd.choice((2, 4, 40, 200)) for _ in range(24)]
     for c, size in enumerate(sizes):  # one after the other, as a modality's stores
-        pkts = [(0, 1000, 0x02, b""), (1, 9000, 0x12, b""), (0, 1001, 0x10, b"")]
-        seq = 1001
-        for _ in range(size):
-            pkts.append((0, seq, 0x18, bytes(1000)))
-            seq += 1000
-        for d, s, flags, payload in pkts:
-            ends = ((client, 40000 + c), (server, 104))[::1 if d == 0 else -1]
-            frame = ip_frame(1, False, ends[0][0], ends[1][0], ends[0][1], ends[1][1], s, 0, flags, payload)
-            records.append((t, frame, len(frame)))
-            t += 1000
-    data = write_pcap(records, 1)
+        pkts += [(c, 0, 1000, 0x02, b""), (c, 1, 9000, 0x12, b""), (c, 0, 1001, 0x10, b"")]
+        pkts += [(c, 0, 1001 + 1000 * k, 0x18, bytes(1000)) for k in range(size)]
+    data = loopback_pcap(pkts)
     for n in (2, 3):
         got = [outcome(_core, data, ports=(104,), partition=(k, n))[1] for k in range(n)]
         got = [s["tcp_packets"] - s["partition_skipped"] for s in got]
-        assert sum(got) == len(records)
+        assert sum(got) == len(pkts)
         assert max(got) - min(got) <= max(sizes) + 3

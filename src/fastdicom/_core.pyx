@@ -473,7 +473,6 @@ cdef class Engine:
     # directions whose history has spans noted but not yet copied
     cdef HistPend *_hp_dirty
 
-    # connections of other workers, by table hash (all-zero: empty; a key starts with 4 or 6)
     # partition: every worker's load so far, and the owner of every connection seen
     cdef long long *_part_load
     cdef OwnerSlot *_own

@@ -671,7 +671,6 @@ cdef class FileWriter:
     cdef long long reclaimed
     cdef pthread_t io_threads[MAX_LANES]
     cdef pthread_t hash_thread
-    cdef int started  # I/O lanes running
     cdef bint running, stopped
     cdef object paths  # slot -> path of the last open, for error messages
 
@@ -716,13 +715,10 @@ cdef class FileWriter:
 
     cdef void _abort_start(self, int started):
         """Stop the ``started`` I/O lanes of a writer that cannot start."""
+        cdef Job j
         cdef int k
-        pthread_mutex_lock(&self.s.lock)
-        _blank(&self.s.ring[0], J_STOP, 0)
-        self.s.head = 1
-        for k in range(MAX_LANES):
-            pthread_cond_broadcast(&self.s.lane_work[k])
-        pthread_mutex_unlock(&self.s.lock)
+        _blank(&j, J_STOP, 0)
+        self._push(&j, False)
         with nogil:
             for k in range(started):
                 pthread_join(self.io_threads[k], NULL)

@@ -450,11 +450,7 @@ class Decoder:
         _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags, release, flow_last = ev
         self._release = (release, flow_last)
         fl = self.flows[fid]
-        # _tick(t1), inline: this runs once per P-DATA-TF PDU
-        if self.first_time is None or t1 < self.first_time:
-            self.first_time = t1
-        if self.last_time is None or t1 > self.last_time:
-            self.last_time = t1
+        self._tick(t1)
         key = (fid, direction)
         open_pdata = self._open_pdata
         rec = open_pdata.get(key)
