@@ -485,6 +485,31 @@ def test_leading_values_stop_early():
     assert leading_values(b"\x00" * 3, EXPLICIT) == {}
 
 
+def test_leading_values_remembered_per_character_set_and_syntax():
+    """Decoded values are remembered for the next objects of a series, keyed
+    by everything they depend on: the same bytes under another Specific
+    Character Set or byte order give another text."""
+    name = b"M\xfcller^Anna"
+    latin = el(0x00080005, "CS", "ISO_IR 100") + el(0x00100010, "PN", name)
+    utf8 = el(0x00080005, "CS", "ISO_IR 192") + el(0x00100010, "PN", name)
+    rows = el(0x00280010, "US", b"\x00\x01")
+    rows_be = el(0x00280010, "US", b"\x00\x01", BIG)
+    D._LEADING_CACHE.clear()
+    for _ in range(2):  # the second time from what was remembered
+        assert leading_values(latin, EXPLICIT, [0x00100010]) == {0x00100010: "Müller^Anna"}
+        assert leading_values(utf8, EXPLICIT, [0x00100010]) == {0x00100010: "M\ufffdller^Anna"}
+        assert leading_values(rows, EXPLICIT, [0x00280010]) == {0x00280010: "256"}
+        assert leading_values(rows_be, BIG, [0x00280010]) == {0x00280010: "1"}
+    # a sequence under a wanted tag gives no value, then or later
+    seq = struct.pack("<HH", 0x0008, 0x0060) + b"SQ\0\0" + struct.pack("<I", 0)
+    assert leading_values(seq, EXPLICIT, [0x00080060]) == {}
+    assert leading_values(seq, EXPLICIT, [0x00080060]) == {}
+    # bounded: it is emptied when full, never grows past its size
+    for k in range(D._LEADING_CACHE_MAX + 10):
+        leading_values(el(0x00100020, "LO", f"ID{k:05d}"), EXPLICIT, [0x00100020])
+    assert len(D._LEADING_CACHE) <= D._LEADING_CACHE_MAX
+
+
 def test_leading_values_without_pydicom():
     """The summary's path: no pydicom import for plain character sets."""
     code = (

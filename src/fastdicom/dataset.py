@@ -1051,6 +1051,14 @@ def _with_uid_name(uid):
 
 # --- the head of a data set, cheaply ----------------------------------------------
 
+# leading values already decoded: (tag, VR code, big endian, Specific Character
+# Set bytes, value bytes) -> text.  The objects of a series repeat all but one
+# or two of them (patient, study, series, modality, date, SOP class).
+_LEADING_CACHE: dict = {}
+_LEADING_CACHE_MAX = 4096
+_LEADING_CHARSETS: dict = {}  # Specific Character Set bytes -> _Charset
+
+
 def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
                    max_inflate=None):
     """{tag: text} for the given top-level tags that are present, reading only
@@ -1060,42 +1068,62 @@ def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
     stripped; values of other VRs are formatted as ``format_value`` does;
     multiple values are joined by backslashes.  Sequences give no value.
     """
-    want = set(tags)
+    want = frozenset(tags)
     if not want:
         return {}
     syntax, deflated = walk_syntax(transfer_syntax_uid)
-    stop = max(want) + 1
     if max_inflate is None:
         max_inflate = _limits.max_inflate
     inf = _Inflater(buf, max_inflate) if deflated else None
     data, els, status, off, _problems = _walk(
         buf, syntax, inf, sq_tags=frozenset(), max_depth=_limits.max_depth, max_elements=1_000_000,
-        stop_tag=stop)
+        stop_tag=max(want) + 1)
+    charset_raw = b""
     found = {}
-    charset_raw = None
-    for depth, kind, tag, vr, vl, ho, vo, vlen in els:
+    for e in [e for e in els if e[2] in want or e[2] == SPECIFIC_CHARACTER_SET]:
+        depth, kind, tag, vrc, _vl, _ho, vo, vlen = e
         if depth or kind != W_ELEMENT:
             continue
         if tag == SPECIFIC_CHARACTER_SET:
             charset_raw = bytes(data[vo:vo + vlen])
         if tag in want:
-            found[tag] = (vr, bytes(data[vo:vo + vlen]))
-    if not found:
-        return {}
-    cs = _charset_from_raw(charset_raw) if charset_raw else _default_charset()
+            found[tag] = (vrc, bytes(data[vo:vo + vlen]))
     out = {}
+    cache = _LEADING_CACHE
+    cs = None
     for tag, (vrc, raw) in found.items():
-        vr = chr(vrc >> 8) + chr(vrc & 0xFF) if vrc else ""
-        big = syntax == SYNTAX_EXPLICIT_BE
-        if not vr or vr == "UN":
-            vr = _KNOWN_VR.get(tag) or _resolve_vr(_entry(tag, None)[0],
-                                                  _Ctx(cs, 0, syntax))
-            big = False  # implicit, or UN: little endian (PS3.5 6.2.2)
-        if vr == "SQ":
-            continue
-        value, _p = decode_value(raw, vr, cs, big)
-        if vr in TEXT_VRS:
-            out[tag] = "\\".join(value) if isinstance(value, list) else value
-        else:
-            out[tag] = format_value(Element(tag, vr, len(raw), value=value), 0)
+        key = (tag, vrc, syntax, charset_raw, raw)
+        text = cache.get(key)
+        if text is None:
+            if cs is None:
+                cs = _LEADING_CHARSETS.get(charset_raw)
+                if cs is None:
+                    cs = _charset_from_raw(charset_raw) if charset_raw else _default_charset()
+                    if len(_LEADING_CHARSETS) >= 64:
+                        _LEADING_CHARSETS.clear()
+                    _LEADING_CHARSETS[charset_raw] = cs
+            text = _leading_text(tag, vrc, raw, syntax, cs)
+            if len(cache) >= _LEADING_CACHE_MAX:
+                cache.clear()
+            cache[key] = text
+        if text is not _SEQUENCE:
+            out[tag] = text
     return out
+
+
+_SEQUENCE = object()  # a leading "value" that is a sequence: none is given
+
+
+def _leading_text(tag, vrc, raw, syntax, cs):
+    """One leading value as ``leading_values`` gives it (_SEQUENCE: none)."""
+    vr = chr(vrc >> 8) + chr(vrc & 0xFF) if vrc else ""
+    big = syntax == SYNTAX_EXPLICIT_BE
+    if not vr or vr == "UN":
+        vr = _KNOWN_VR.get(tag) or _resolve_vr(_entry(tag, None)[0], _Ctx(cs, 0, syntax))
+        big = False  # implicit, or UN: little endian (PS3.5 6.2.2)
+    if vr == "SQ":
+        return _SEQUENCE
+    value, _p = decode_value(raw, vr, cs, big)
+    if vr in TEXT_VRS:
+        return "\\".join(value) if isinstance(value, list) else value
+    return format_value(Element(tag, vr, len(raw), value=value), 0)

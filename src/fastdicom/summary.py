@@ -53,15 +53,17 @@ class SummarySink:
         self.object_info[t.index] = info
 
 
+_leading_values = None  # dataset.leading_values, imported at first use
+
+
 def leading_values(t: DataSetTransfer) -> dict:
     """Patient/study/series context from the head of a data set."""
-    try:
-        from .dataset import leading_values as lv
-    except ImportError:  # pragma: no cover - the decoder module is optional here
-        return {}
+    global _leading_values
+    if _leading_values is None:
+        from .dataset import leading_values as _leading_values
     ts = t.transfer_syntax or t.association.transfer_syntax(t.context_id)
     try:
-        vals = lv(t.head, ts, LEADING_TAGS)  # read in place: no copy of the head
+        vals = _leading_values(t.head, ts, LEADING_TAGS)  # read in place: no copy of the head
     except Exception:  # a damaged head must not stop the summary
         return {}
     return {LEADING_KEYS[k]: v for k, v in vals.items() if k in LEADING_KEYS and v not in (None, "")}
