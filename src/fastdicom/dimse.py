@@ -14,7 +14,6 @@ one message or direction can leak into another.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from . import status as st
@@ -550,4 +549,6 @@ class MessageAssembler:
 
 
 def new_hasher():
+    import hashlib  # only with --hash and for exports: not at start-up
+
     return hashlib.sha256()

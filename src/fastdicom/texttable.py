@@ -17,7 +17,10 @@ thousands of rows, and this writes them in milliseconds::
 from __future__ import annotations
 
 import unicodedata
-from typing import Callable, Iterable, TextIO, Union
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up of every command)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, TextIO, Union
 
 __all__ = ["Table", "Styled", "cell_width", "paint"]
 
@@ -35,7 +38,8 @@ class Styled(str):
         return s
 
 
-Cell = Union[str, Styled]
+if TYPE_CHECKING:
+    Cell = Union[str, Styled]
 
 
 def cell_width(s: str) -> int:
