@@ -32,8 +32,9 @@ exts = [
         extra_compile_args=cflags + ["-Wno-unused-function"],
         extra_link_args=ldflags + extra,
     )
-    # the core (sans-IO byte work) and the export sink's native writer thread
-    for name, extra in (("_core", []), ("_filewriter", ["-pthread"]))
+    # the core (sans-IO byte work), the export sink's native writer threads
+    # and the capture reader's read-ahead thread
+    for name, extra in (("_core", []), ("_filewriter", ["-pthread"]), ("_filereader", ["-pthread"]))
 ]
 
 setup(ext_modules=cythonize(exts, compiler_directives=directives, annotate=debug))

@@ -1,4 +1,8 @@
-"""``summary --workers N`` is byte-identical to ``--workers 1``."""
+"""``summary --workers N`` is byte-identical to ``--workers 1``.
+
+``--workers`` counts CPUs: 2 is one process reading ahead on a thread, 4 and
+more are processes (one per pair of CPUs) each with a share of the
+connections."""
 
 import pytest
 
@@ -20,13 +24,14 @@ def test_workers_give_identical_output(capsys, name):
     path = REAL / f"{name}.pcap"
     one = _json(capsys, path, ports_of(path), 1)
     assert _json(capsys, path, ports_of(path), 2) == one
-    assert _json(capsys, path, ports_of(path), 3) == one
+    assert _json(capsys, path, ports_of(path), 4) == one
+    assert _json(capsys, path, ports_of(path), 6) == one
 
 
 @pytest.mark.parametrize("extra", [("--hash",), ("--redact",), ("--no-heuristic",)])
 def test_workers_identical_with_options(capsys, extra):
     path = REAL / "store_syntaxes.pcap"
-    assert _json(capsys, path, ports_of(path), 2, *extra) == _json(capsys, path, ports_of(path), 1, *extra)
+    assert _json(capsys, path, ports_of(path), 4, *extra) == _json(capsys, path, ports_of(path), 1, *extra)
 
 
 @pytest.mark.parametrize("mode", ["drop", "midstream", "reorder"])
@@ -35,7 +40,9 @@ def test_workers_identical_on_damaged_captures(capsys, tmp_path, mode):
     p = tmp_path / "m.pcap"
     data = mutate(src.read_bytes(), mode, seed=4)
     p.write_bytes(data[:-100] if mode == "drop" else data)  # and a truncated last record
-    assert _json(capsys, p, ports_of(src), 2) == _json(capsys, p, ports_of(src), 1)
+    one = _json(capsys, p, ports_of(src), 1)
+    assert _json(capsys, p, ports_of(src), 2) == one
+    assert _json(capsys, p, ports_of(src), 4) == one
 
 
 def test_several_captures_with_workers(capsys):
@@ -43,7 +50,7 @@ def test_several_captures_with_workers(capsys):
     args = ["summary", str(a), str(b), "--ports", "104 11112 5678 11113", "--format", "json"]
     main(args + ["--workers", "1"])
     one = capsys.readouterr().out
-    main(args + ["--workers", "2"])
+    main(args + ["--workers", "4"])
     assert capsys.readouterr().out == one
 
 
@@ -53,6 +60,7 @@ def _spy(monkeypatch):
     real = capture.summary_parallel
 
     def spy(names, options, workers, **kw):
+        assert kw["read_ahead"] is True  # every process has two CPUs
         calls.append(workers)
         return real(names, options, workers, **kw)
 
@@ -60,27 +68,47 @@ def _spy(monkeypatch):
     return calls
 
 
-def test_default_is_one_worker_per_core_for_a_big_capture(capsys, monkeypatch, tmp_path):
+def _spy_reads(monkeypatch):
+    """The read_ahead of each capture.run in this process."""
+    from fastdicom import capture
+    seen = []
+    real = capture.run
+
+    def spy(*a, read_ahead=None, **kw):
+        seen.append(read_ahead)
+        return real(*a, read_ahead=read_ahead, **kw)
+
+    monkeypatch.setattr(capture, "run", spy)
+    return seen
+
+
+def test_default_uses_every_cpu_for_a_big_capture(capsys, monkeypatch, tmp_path):
     import gzip
     import json
-    import os
 
-    from fastdicom import commands
+    from fastdicom import capture, commands
     path = REAL / "store_syntaxes.pcap"
     args = ["summary", str(path), "--ports", " ".join(map(str, ports_of(path))), "--format", "json"]
     main(args + ["--workers", "1"])
     one = capsys.readouterr().out
     calls = _spy(monkeypatch)
-    monkeypatch.setattr(os, "cpu_count", lambda: 3)
-    # small: one process, without the cost of starting workers
+    reads = _spy_reads(monkeypatch)
+    monkeypatch.setattr(capture, "usable_cpus", lambda: 6)
+    # small: one process, one thread, without the cost of starting workers
     main(args)
-    assert capsys.readouterr().out == one and calls == []
-    # "big" (the threshold lowered): one worker per core, the same output
+    assert capsys.readouterr().out == one and calls == [] and reads == [False]
+    # "big" (the threshold lowered): three processes on six CPUs, the same output
     monkeypatch.setattr(commands, "AUTO_WORKERS_BYTES", 1)
     main(args)
     assert capsys.readouterr().out == one and calls == [3]
     main(args + ["--workers", "0"])
     assert capsys.readouterr().out == one and calls == [3, 3]
+    # two or three CPUs: one process whose capture is read ahead on a thread
+    for n in ("2", "3"):
+        main(args + ["--workers", n])
+        assert capsys.readouterr().out == one and calls == [3, 3] and reads[-1] is True
+    main(args + ["--workers", "1"])
+    assert capsys.readouterr().out == one and reads[-1] is False
     # what cannot be read twice, and --follow, take one process
     gz = tmp_path / "s.pcap.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))

@@ -36,10 +36,11 @@ def _common(p: argparse.ArgumentParser, filters=True):
     p.add_argument("--fail-on", choices=("warning", "error"), default=None,
                    help="exit with status 1 when expert info of this severity or worse was found")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes, each reading the capture and taking a share of the "
-                        "connections (summary only; the output is identical to one worker's); "
-                        "0 means one per core; default: one per core for uncompressed "
-                        "captures of 256 MB or more, else 1")
+                   help="CPUs to use (summary only; the output is identical to one CPU's): "
+                        "1 reads and decodes on one thread; 2 or 3 read the capture ahead "
+                        "on a second thread; each further pair adds a process that takes "
+                        "a share of the connections; 0 means every CPU; default: every CPU "
+                        "for captures of 256 MB or more, else 1")
     _bounds(p)
 
 

@@ -84,7 +84,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _analyse(args, sinks, data_limit=65536, **decoder_opts):
+def _analyse(args, sinks, data_limit=65536, read_ahead=None, **decoder_opts):
     opts = engine_options(args, data_limit)
     dec = Decoder(sinks, **decoder_opts)
     for s in sinks:
@@ -95,7 +95,7 @@ def _analyse(args, sinks, data_limit=65536, **decoder_opts):
         from .progress import Progress
         progress = Progress.maybe(args.captures)
     try:
-        infos = capture.run(args.captures, dec, opts, progress=progress)
+        infos = capture.run(args.captures, dec, opts, progress=progress, read_ahead=read_ahead)
     finally:
         if progress is not None:
             progress.close()
@@ -106,25 +106,39 @@ def _analyse(args, sinks, data_limit=65536, **decoder_opts):
 AUTO_WORKERS_BYTES = 256 * 1000 * 1000  # below this, starting workers costs more than it saves
 
 
-def summary_workers(args) -> int:
-    """How many processes ``summary`` uses: ``--workers``, or by default one per
-    core for uncompressed capture files of AUTO_WORKERS_BYTES or more.  Worker
-    output is byte-identical; ``--follow`` and inputs that cannot be read twice
-    (standard input, gzip) take one."""
-    if args.follow or not args.captures or not capture.partitionable(args.captures):
+def summary_cpus(args) -> int:
+    """How many CPUs ``summary`` uses: ``--workers`` (0: every CPU this process
+    may run on), or by default all of them for capture files of
+    AUTO_WORKERS_BYTES or more, else one."""
+    if args.workers is not None:
+        return args.workers or capture.usable_cpus()
+    try:
+        total = sum(os.path.getsize(n) for n in args.captures)
+    except OSError:
         return 1
-    if args.workers is None:
-        try:
-            total = sum(os.path.getsize(n) for n in args.captures)
-        except OSError:
-            return 1
-        return (os.cpu_count() or 1) if total >= AUTO_WORKERS_BYTES else 1
-    return args.workers or os.cpu_count() or 1
+    return capture.usable_cpus() if total >= AUTO_WORKERS_BYTES else 1
+
+
+def summary_workers(args) -> tuple[int, bool]:
+    """(processes, read ahead) for ``summary`` on ``summary_cpus`` CPUs.
+
+    Reading a file is a copy from the page cache that costs about half as
+    much as the rest of the work, and every process that takes a share of
+    the connections reads the whole file.  So two CPUs do best as one
+    process whose file is read ahead on a thread of its own; each further
+    pair of CPUs adds a process with its share of the connections (output
+    byte-identical to one process's).  ``--follow`` and inputs that cannot be
+    read twice (standard input, gzip) take one process."""
+    cpus = summary_cpus(args)
+    read_ahead = cpus >= 2
+    if args.follow or not args.captures or not capture.partitionable(args.captures):
+        return 1, read_ahead
+    return max(1, cpus // 2), read_ahead
 
 
 def cmd_summary(args) -> int:
     flt = compile_filter(args)
-    workers = summary_workers(args)
+    workers, read_ahead = summary_workers(args)
     if workers > 1:
         from . import redact as R
         from .expert import Severity as _S
@@ -136,7 +150,7 @@ def cmd_summary(args) -> int:
                 return Progress.maybe(args.captures)
         doc = capture.summary_parallel(
             args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
-            workers, hash_data=args.hash, progress=progress)
+            workers, hash_data=args.hash, progress=progress, read_ahead=read_ahead)
         if args.redact:
             doc = R.redact_document(doc)
         status = 0
@@ -152,7 +166,7 @@ def cmd_summary(args) -> int:
         follow = _FollowOperations(args, flt)
         sinks.append(follow)
     dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else max(0, args.head_bytes),
-                          hash_data=args.hash)
+                          read_ahead=read_ahead, hash_data=args.hash)
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)

@@ -1,0 +1,49 @@
+"""Pure-Python twin of ``_filereader``: the same calls, the bytes read in
+turn on the calling thread (no thread, no read-ahead)."""
+
+from __future__ import annotations
+
+import os
+
+IMPLEMENTATION = "python"
+MAX_DEPTH = 64
+
+
+class ReadAhead:
+    """``ReadAhead(fd, size, depth)``: the bytes of ``fd`` from its current
+    position to its end, in chunks of at most ``size`` bytes."""
+
+    def __init__(self, fd: int, size: int = 1 << 20, depth: int = 4) -> None:
+        if size < 1 or not 2 <= depth <= MAX_DEPTH:
+            raise ValueError(f"need size >= 1 and 2 <= depth <= {MAX_DEPTH}")
+        self.fd = fd
+        self.buffer = bytearray(size)
+        self.closed = False
+        self.done = False
+
+    def next_chunk(self) -> memoryview | None:
+        """A memoryview of the next bytes read, or None at the end of the
+        file.  The chunk returned before must no longer be used."""
+        if self.closed:
+            raise ValueError("the reader is closed")
+        if self.done:
+            return None
+        while True:
+            try:
+                n = os.readv(self.fd, [self.buffer])
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries already
+                continue
+        if n == 0:
+            self.done = True
+            return None
+        return memoryview(self.buffer)[:n]
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
