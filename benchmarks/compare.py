@@ -10,8 +10,9 @@ then times each command in a fresh process with the file in the page cache,
 reports the median and the best wall time, MB/s of the median, and the
 highest peak RSS (the child's ru_maxrss) of the runs: on a shared virtual
 machine one run can take twice as long as the next.  It checks
-that ``summary --workers N`` is byte-identical to ``--workers 1`` and that the
-exported objects match the capture's truth file.  tshark rows are skipped
+that ``summary --workers N``, and a run with at least two processes sharing
+the connections, are byte-identical to ``--workers 1`` and that the exported
+objects match the capture's truth file.  tshark rows are skipped
 when tshark is not installed, and for the sizes not in ``--tshark-sizes``
 (tshark needs about 2.4 GB of memory per GB of capture to dissect it and
 5 GB per GB to export, so a 4 GB run may not fit a workstation).  With ``--update-readme`` the table replaces
@@ -39,7 +40,8 @@ CORE_LOOP = r"""
 import sys
 from fastdicom import capture, core
 e = core.Engine(ports=[11112], data_limit=65536)
-for part in capture._chunks(sys.argv[1], capture.CaptureInfo(sys.argv[1])):  # as the commands read
+# as the commands read, on one thread (no read-ahead: the core alone, on one CPU)
+for part in capture._chunks(sys.argv[1], capture.CaptureInfo(sys.argv[1]), read_ahead=False):
     e.feed(part); e.pop_events()
 e.finish(); e.pop_events()
 """
@@ -205,11 +207,21 @@ def main(argv=None) -> int:
                                                      "--format", "json", "-o", str(s1), "--workers", "1"])
             row("fastdicom summary, text output, 1 worker", fd + [
                 "summary", str(cap), "--ports", "11112", "-o", str(Path(tmp) / "s.txt"), "--workers", "1"])
-            row(f"fastdicom summary, {a.workers} workers", fd + [
+            row(f"fastdicom summary, --workers {a.workers}", fd + [
                 "summary", str(cap), "--ports", "11112", "--format", "json", "-o", str(sn),
                 "--workers", str(a.workers)])
             checks.append(f"{size}: summary --workers {a.workers} byte-identical to --workers 1: "
                           f"{'yes' if s1.read_bytes() == sn.read_bytes() else 'NO'}")
+            # processes that each take a share of the connections (on this
+            # machine's CPUs or more: one process per pair of CPUs)
+            sp = Path(tmp) / "sp.json"
+            shares = max(2, a.workers // 2)
+            row(f"fastdicom summary, --workers {2 * shares} ({shares} processes)", fd + [
+                "summary", str(cap), "--ports", "11112", "--format", "json", "-o", str(sp),
+                "--workers", str(2 * shares)])
+            checks.append(f"{size}: summary --workers {2 * shares} ({shares} processes sharing the "
+                          f"connections) byte-identical to --workers 1: "
+                          f"{'yes' if s1.read_bytes() == sp.read_bytes() else 'NO'}")
             # the export as it runs, and confined to one CPU (its decoding, I/O
             # and hashing threads then share that CPU)
             pinned = [("", [])] + ([(", pinned to one CPU (taskset -c 0)", ["taskset", "-c", "0"])]
