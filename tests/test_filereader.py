@@ -134,3 +134,36 @@ def test_read_ahead_needs_a_second_cpu(monkeypatch):
     assert capture.read_ahead_default() is False
     monkeypatch.setattr(capture, "usable_cpus", lambda: 2)
     assert capture.read_ahead_default() is (not capture.core.PURE_PYTHON)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_an_error_not_a_hang(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(os.urandom(64 * SIZE))
+    fd = os.open(p, os.O_RDONLY)
+    r = _filereader.ReadAhead(fd, SIZE, 2)
+    first = bytes(r.next_chunk())
+    pid = os.fork()
+    if pid == 0:  # the child: the reading thread stayed in the parent
+        code = 3
+        try:
+            r.next_chunk()
+        except RuntimeError as exc:
+            code = 0 if "forked child" in str(exc) else 4
+        except BaseException:
+            code = 5
+        try:
+            r.close()
+            del r
+        except BaseException:
+            code = 6
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent reads on
+    rest = b""
+    while (v := r.next_chunk()) is not None:
+        rest += bytes(v)
+    r.close()
+    os.close(fd)
+    assert first + rest == p.read_bytes()

@@ -15,8 +15,9 @@ The buffers are ``depth`` bytearrays of ``size`` bytes owned by the reader
 object; memory stays at ``depth * size`` however big the file.  A chunk is
 valid until the next call (the caller releases its memoryview first: the
 buffer is then read into again).  A failed read(2) is raised, as
-``OSError``, by the call that would have returned its chunk.  The
-pure-Python twin is ``_pyfilereader.py`` (the same calls, read in turn).
+``OSError``, by the call that would have returned its chunk.  A process
+forked while a file is read ahead has no reading thread: there the reader
+raises ``RuntimeError`` instead of waiting for ever.  The pure-Python twin is ``_pyfilereader.py`` (the same calls, read in turn).
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
@@ -29,6 +30,7 @@ IMPLEMENTATION = "cython"
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t read(int, void *, size_t)
+    int getpid()
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_t:
@@ -105,6 +107,7 @@ cdef class ReadAhead:
     cdef long long next_index
     cdef pthread_t thread
     cdef bint started
+    cdef int pid  # the process whose thread reads (a forked child has none)
 
     def __cinit__(self, int fd, size_t size=1 << 20, int depth=4):
         if size < 1 or not 2 <= depth <= MAX_DEPTH:
@@ -125,6 +128,7 @@ cdef class ReadAhead:
         if pthread_create(&self.thread, NULL, _read_ahead, self.s) != 0:
             raise OSError("cannot start the reading thread")
         self.started = True
+        self.pid = getpid()
 
     def next_chunk(self):
         """A memoryview of the next bytes read, or None at the end of the
@@ -134,6 +138,10 @@ cdef class ReadAhead:
         cdef ssize_t n
         if not self.started:
             raise ValueError("the reader is closed")
+        if getpid() != self.pid:
+            # the thread stayed in the parent: waiting for it would never end
+            raise RuntimeError("a capture being read ahead cannot be read on in a forked "
+                               "child process: open it again there")
         with nogil:
             pthread_mutex_lock(&s.lock)
             if i > s.handed_back:
@@ -154,6 +162,9 @@ cdef class ReadAhead:
         """Stop and join the reading thread (the file is the caller's)."""
         if not self.started:
             return
+        if getpid() != self.pid:  # a forked child: the thread is the parent's
+            self.started = False
+            return
         with nogil:
             pthread_mutex_lock(&self.s.lock)
             self.s.stop = True
@@ -164,6 +175,12 @@ cdef class ReadAhead:
 
     def __dealloc__(self):
         if self.s is NULL:
+            return
+        if self.started and getpid() != self.pid:
+            # a forked child: no thread to stop, and the lock may be held in
+            # this copy of the state, which is freed without touching it
+            free(self.s)
+            self.s = NULL
             return
         if self.started:
             pthread_mutex_lock(&self.s.lock)
