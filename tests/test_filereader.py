@@ -143,6 +143,7 @@ def test_a_forked_child_gets_an_error_not_a_hang(tmp_path):
     fd = os.open(p, os.O_RDONLY)
     r = _filereader.ReadAhead(fd, SIZE, 2)
     first = bytes(r.next_chunk())
+    time.sleep(0.05)  # the thread has filled the other buffer and waits for one: forked so
     pid = os.fork()
     if pid == 0:  # the child: the reading thread stayed in the parent
         code = 3
@@ -158,8 +159,14 @@ def test_a_forked_child_gets_an_error_not_a_hang(tmp_path):
         except BaseException:
             code = 6
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:  # a hang is the failure this test is about: never let it hang the suite
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the reader")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
     # the parent reads on
     rest = b""
     while (v := r.next_chunk()) is not None:

@@ -32,23 +32,11 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t read(int, void *, size_t)
     int getpid()
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_t:
-        pass
-    ctypedef struct pthread_mutex_t:
-        pass
-    ctypedef struct pthread_cond_t:
-        pass
-    int pthread_create(pthread_t *, const void *, void *(*)(void *) noexcept nogil, void *)
-    int pthread_join(pthread_t, void **)
-    int pthread_mutex_init(pthread_mutex_t *, const void *)
-    int pthread_mutex_destroy(pthread_mutex_t *)
-    int pthread_mutex_lock(pthread_mutex_t *)
-    int pthread_mutex_unlock(pthread_mutex_t *)
-    int pthread_cond_init(pthread_cond_t *, const void *)
-    int pthread_cond_destroy(pthread_cond_t *)
-    int pthread_cond_wait(pthread_cond_t *, pthread_mutex_t *)
-    int pthread_cond_signal(pthread_cond_t *)
+from fastdicom._pthread cimport (
+    pthread_cond_broadcast, pthread_cond_destroy, pthread_cond_init, pthread_cond_signal, pthread_cond_t,
+    pthread_cond_wait, pthread_create, pthread_join, pthread_mutex_destroy, pthread_mutex_init,
+    pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock, pthread_t,
+)
 
 DEF MAX_DEPTH = 64
 
@@ -115,6 +103,7 @@ cdef class ReadAhead:
         self.s = <State *>calloc(1, sizeof(State))
         if self.s is NULL:
             raise MemoryError()
+        self.pid = getpid()
         self.s.fd = fd
         self.s.depth = depth
         self.s.size = size
@@ -128,7 +117,6 @@ cdef class ReadAhead:
         if pthread_create(&self.thread, NULL, _read_ahead, self.s) != 0:
             raise OSError("cannot start the reading thread")
         self.started = True
-        self.pid = getpid()
 
     def next_chunk(self):
         """A memoryview of the next bytes read, or None at the end of the
@@ -176,9 +164,10 @@ cdef class ReadAhead:
     def __dealloc__(self):
         if self.s is NULL:
             return
-        if self.started and getpid() != self.pid:
-            # a forked child: no thread to stop, and the lock may be held in
-            # this copy of the state, which is freed without touching it
+        if getpid() != self.pid:
+            # a forked child (closed there or not): no thread to stop, and the
+            # lock and condition variables of this copy of the state may be
+            # held or waited on by the parent's thread, so it is freed untouched
             free(self.s)
             self.s = NULL
             return
