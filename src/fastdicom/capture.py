@@ -1,11 +1,12 @@
 """The I/O edge: read capture files (or standard input), feed the core, and
 pass its events to the decoder.  Everything else is sans-IO.
 
-Regular uncompressed files are memory-mapped and fed in zero-copy slices;
-gzip input is recognised by its content (not its name) and inflated as a
-stream; ``-`` reads standard input as it arrives, so a live
-``tcpdump -w - | fastdicom ...`` works.  Memory stays flat: at most one chunk
-of input and one batch of events are alive at a time.
+Regular uncompressed files are read in 1 MiB pieces into reused buffers,
+ahead of the walk on a native thread when a second CPU is there
+(``_filereader``); gzip input is recognised by its content (not its name)
+and inflated as a stream; ``-`` reads standard input as it arrives, so a
+live ``tcpdump -w - | fastdicom ...`` works.  Memory stays flat: a few
+buffers of input and one batch of events are alive at a time.
 """
 
 from __future__ import annotations
