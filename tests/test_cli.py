@@ -261,3 +261,21 @@ def test_summary_text_lists_every_association(capsys, tmp_path):
     assert all("accepted  released" in r for r in rows)
     assert sum(1 for ln in out.splitlines() if ln.startswith("Association ") and "presentation contexts" in ln) == 300
     assert "C-STORE      300" in out
+
+
+def test_the_command_line_paces_the_garbage_collector(monkeypatch, capsys):
+    """Collections every GC_THRESHOLD allocations, set once, by the command
+    line only (the library leaves the collector alone)."""
+    import gc
+
+    from fastdicom import api, commands
+    from helpers import REAL
+    monkeypatch.setattr(gc, "get_threshold", lambda: (700, 10, 10))
+    calls = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "set_threshold", lambda *t: calls.append(t))
+    with api.open(str(REAL / "echo_dcmtk.pcap")) as cap:
+        list(cap.operations())
+    assert calls == []
+    assert main(["summary", str(REAL / "echo_dcmtk.pcap"), "-o", "/dev/null"]) == 0
+    assert calls == ["freeze", (commands.GC_THRESHOLD, 10, 10)]
