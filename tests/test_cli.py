@@ -242,6 +242,11 @@ def test_json_output_layout(capsys, command):
     buf = io.StringIO()
     summary.write_json(odd, buf)
     assert json.loads(buf.getvalue()) == json.loads(json.dumps(odd, default=str))
+    # big enough to be written in several pieces
+    big = {"rows": [{"id": i, "items": [{"k": i}], "n": {str(i % 7): [{"x": None}]}} for i in range(3000)]}
+    buf = io.StringIO()
+    summary.write_json(big, buf)
+    assert json.loads(buf.getvalue()) == big and buf.getvalue().count("\n") > 3000
 
 
 def test_summary_text_lists_every_association(capsys, tmp_path):

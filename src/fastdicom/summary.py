@@ -357,20 +357,32 @@ def write_json(doc, out) -> None:
     from json.encoder import encode_basestring_ascii
 
     compact = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
-    write = out.write
+    parts: list = []  # written out every few thousand pieces (one write per piece is slow)
+    write = parts.append
     # the scalar members of expanded records, as the encoder writes them, without
     # its per-call set-up (a record of an association has ~40 of them)
     scalar = {str: encode_basestring_ascii, int: int.__repr__, bool: lambda b: "true" if b else "false",
               type(None): lambda _: "null"}
 
+    keys: dict = {}  # (separator and indent, key) -> what is written before the value
+
     def expands(v) -> bool:
         """A container: a list of dicts or lists, or a dict holding a list of
         dicts (records) or a dict that is itself a container."""
         if isinstance(v, list):
-            return any(isinstance(x, (dict, list)) for x in v)
-        return isinstance(v, dict) and any(
-            (isinstance(x, list) and any(isinstance(y, dict) for y in x))
-            or (isinstance(x, dict) and expands(x)) for x in v.values())
+            for x in v:
+                if isinstance(x, (dict, list)):
+                    return True
+            return False
+        if isinstance(v, dict):
+            for x in v.values():
+                if isinstance(x, list):
+                    for y in x:
+                        if isinstance(y, dict):
+                            return True
+                elif isinstance(x, dict) and expands(x):
+                    return True
+        return False
 
     def enc(v, pad: str) -> None:
         fast = scalar.get(type(v))
@@ -380,15 +392,20 @@ def write_json(doc, out) -> None:
         if not expands(v):
             write(compact(v))
             return
+        if len(parts) > 4096:
+            out.write("".join(parts))
+            parts.clear()
         inner = pad + " "
         if isinstance(v, dict):
-            write("{")
-            first = True
+            sep = "{\n" + inner
             for k, x in v.items():
-                write("\n" + inner if first else ",\n" + inner)
-                first = False
-                # keys as json writes them: 1 -> "1", None -> "null"
-                write((encode_basestring_ascii(k) if isinstance(k, str) else json.dumps({k: 0})[1:-4]) + ": ")
+                head = keys.get((sep, k))
+                if head is None:
+                    # keys as json writes them: 1 -> "1", None -> "null"
+                    head = keys[sep, k] = sep + (encode_basestring_ascii(k) if isinstance(k, str)
+                                                 else json.dumps({k: 0})[1:-4]) + ": "
+                write(head)
+                sep = ",\n" + inner
                 enc(x, inner)
             write("\n" + pad + "}")
         else:
@@ -400,6 +417,7 @@ def write_json(doc, out) -> None:
 
     enc(doc, "")
     write("\n")
+    out.write("".join(parts))
 
 
 def jsonl_lines(doc: dict):
