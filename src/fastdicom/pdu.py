@@ -119,9 +119,13 @@ def ae_problem(raw: bytes) -> str | None:
         return "is padded with NUL characters instead of spaces"
     if text.startswith(" "):
         return "has leading spaces"
-    if "\\" in text or any(ord(c) < 0x20 or ord(c) > 0x7E for c in text):
+    if raw.translate(None, _AE_CHARACTERS):  # what is left is not allowed
         return "contains characters not allowed in an AE title"
     return None
+
+
+# the characters of an AE title (PS3.5 6.2): printable ASCII but the backslash
+_AE_CHARACTERS = bytes(c for c in range(0x20, 0x7F) if c != 0x5C)
 
 
 @dataclass
