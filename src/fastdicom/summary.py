@@ -357,8 +357,14 @@ def write_json(doc, out) -> None:
     from json.encoder import encode_basestring_ascii
 
     compact = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
-    parts: list = []  # written out every few thousand pieces (one write per piece is slow)
+    parts: list = []  # written out every few hundred pieces (one write per piece is slow;
+    # holding many would add to the peak memory)
     write = parts.append
+
+    def flush() -> None:
+        out.write("".join(parts))
+        parts.clear()
+
     # the scalar members of expanded records, as the encoder writes them, without
     # its per-call set-up (a record of an association has ~40 of them)
     scalar = {str: encode_basestring_ascii, int: int.__repr__, bool: lambda b: "true" if b else "false",
@@ -392,9 +398,6 @@ def write_json(doc, out) -> None:
         if not expands(v):
             write(compact(v))
             return
-        if len(parts) > 4096:
-            out.write("".join(parts))
-            parts.clear()
         inner = pad + " "
         if isinstance(v, dict):
             sep = "{\n" + inner
@@ -407,17 +410,21 @@ def write_json(doc, out) -> None:
                 write(head)
                 sep = ",\n" + inner
                 enc(x, inner)
+                if len(parts) > 256:
+                    flush()
             write("\n" + pad + "}")
         else:
             write("[")
             for i, x in enumerate(v):
                 write(("\n" if i == 0 else ",\n") + inner)
                 enc(x, inner)
+                if len(parts) > 256:
+                    flush()
             write("\n" + pad + "]")
 
     enc(doc, "")
     write("\n")
-    out.write("".join(parts))
+    flush()
 
 
 def jsonl_lines(doc: dict):
