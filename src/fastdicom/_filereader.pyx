@@ -17,7 +17,8 @@ valid until the next call (the caller releases its memoryview first: the
 buffer is then read into again).  A failed read(2) is raised, as
 ``OSError``, by the call that would have returned its chunk.  A process
 forked while a file is read ahead has no reading thread: there the reader
-raises ``RuntimeError`` instead of waiting for ever.  The pure-Python twin is ``_pyfilereader.py`` (the same calls, read in turn).
+raises ``RuntimeError`` instead of waiting for ever.  The pure-Python twin
+is ``_pyfilereader.py`` (the same calls, read in turn).
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
@@ -33,9 +34,9 @@ cdef extern from "<unistd.h>" nogil:
     int getpid()
 
 from fastdicom._pthread cimport (
-    pthread_cond_broadcast, pthread_cond_destroy, pthread_cond_init, pthread_cond_signal, pthread_cond_t,
-    pthread_cond_wait, pthread_create, pthread_join, pthread_mutex_destroy, pthread_mutex_init,
-    pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock, pthread_t,
+    pthread_cond_destroy, pthread_cond_init, pthread_cond_signal, pthread_cond_t, pthread_cond_wait,
+    pthread_create, pthread_join, pthread_mutex_destroy, pthread_mutex_init, pthread_mutex_lock,
+    pthread_mutex_t, pthread_mutex_unlock, pthread_t,
 )
 
 DEF MAX_DEPTH = 64
@@ -150,16 +151,18 @@ cdef class ReadAhead:
         """Stop and join the reading thread (the file is the caller's)."""
         if not self.started:
             return
-        if getpid() != self.pid:  # a forked child: the thread is the parent's
-            self.started = False
-            return
+        if getpid() == self.pid:  # a forked child has no thread: the parent's stays
+            self._stop_thread()
+        self.started = False
+
+    cdef void _stop_thread(self) noexcept:
+        """Tell the thread to stop, wake it where it waits, join it."""
         with nogil:
             pthread_mutex_lock(&self.s.lock)
             self.s.stop = True
             pthread_cond_signal(&self.s.free_cond)
             pthread_mutex_unlock(&self.s.lock)
             pthread_join(self.thread, NULL)
-        self.started = False
 
     def __dealloc__(self):
         if self.s is NULL:
@@ -172,12 +175,7 @@ cdef class ReadAhead:
             self.s = NULL
             return
         if self.started:
-            pthread_mutex_lock(&self.s.lock)
-            self.s.stop = True
-            pthread_cond_signal(&self.s.free_cond)
-            pthread_mutex_unlock(&self.s.lock)
-            with nogil:
-                pthread_join(self.thread, NULL)
+            self._stop_thread()
         pthread_mutex_destroy(&self.s.lock)
         pthread_cond_destroy(&self.s.filled_cond)
         pthread_cond_destroy(&self.s.free_cond)

@@ -28,12 +28,7 @@ class ReadAhead:
             raise ValueError("the reader is closed")
         if self.done:
             return None
-        while True:
-            try:
-                n = os.readv(self.fd, [self.buffer])
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries already
-                continue
+        n = os.readv(self.fd, [self.buffer])  # retried after signals (PEP 475)
         if n == 0:
             self.done = True
             return None

@@ -1051,12 +1051,21 @@ def _with_uid_name(uid):
 
 # --- the head of a data set, cheaply ----------------------------------------------
 
-# leading values already decoded: (tag, VR code, big endian, Specific Character
-# Set bytes, value bytes) -> text.  The objects of a series repeat all but one
-# or two of them (patient, study, series, modality, date, SOP class).
+# leading values already decoded: (tag, VR code, walk syntax, Specific
+# Character Set bytes, value bytes) -> text.  The objects of a series repeat
+# all but one or two of them (patient, study, series, modality, date, SOP class).
 _LEADING_CACHE: dict = {}
 _LEADING_CACHE_MAX = 4096
 _LEADING_CHARSETS: dict = {}  # Specific Character Set bytes -> _Charset
+_LEADING_CHARSETS_MAX = 64
+
+
+def _remember(cache: dict, limit: int, key, value):
+    """``cache[key] = value`` in a cache emptied when it holds ``limit``."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
@@ -1096,16 +1105,10 @@ def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
         text = cache.get(key)
         if text is None:
             if cs is None:
-                cs = _LEADING_CHARSETS.get(charset_raw)
-                if cs is None:
-                    cs = _charset_from_raw(charset_raw) if charset_raw else _default_charset()
-                    if len(_LEADING_CHARSETS) >= 64:
-                        _LEADING_CHARSETS.clear()
-                    _LEADING_CHARSETS[charset_raw] = cs
-            text = _leading_text(tag, vrc, raw, syntax, cs)
-            if len(cache) >= _LEADING_CACHE_MAX:
-                cache.clear()
-            cache[key] = text
+                cs = _LEADING_CHARSETS.get(charset_raw) or _remember(
+                    _LEADING_CHARSETS, _LEADING_CHARSETS_MAX, charset_raw,
+                    _charset_from_raw(charset_raw) if charset_raw else _default_charset())
+            text = _remember(cache, _LEADING_CACHE_MAX, key, _leading_text(tag, vrc, raw, syntax, cs))
         if text is not _SEQUENCE:
             out[tag] = text
     return out
