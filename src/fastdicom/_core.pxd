@@ -137,6 +137,29 @@ cdef enum:
 
 
 # --- structs ----------------------------------------------------------------
+cdef enum:
+    EV_PIECE = 100  # one PDV piece; follows its EV_PDATA record in a batch
+
+cdef struct EvRec:
+    # One event as the walk records it; ``pop_events()`` (or a reader's
+    # ``next_events()``) makes its tuple (layouts in events.py), in the order
+    # of the tuple's items: v[:n] are its integers, addresses and the stats
+    # of EV_FLOW_END included (see Engine._event_tuple).  Bytes are either a
+    # bytes object made while the GIL was held, or malloc'd memory when the
+    # walk ran without it (``engine_walk``); the record owns either.
+    int kind
+    int n
+    long long v[14]
+    PyObject *obj
+    uint8_t *mem
+    Py_ssize_t mlen
+
+cdef struct EvBatch:
+    # the events of one walk, oldest first
+    EvRec *recs
+    Py_ssize_t n
+    Py_ssize_t cap
+
 cdef struct Buf:
     # a malloc'd growable byte buffer
     uint8_t *p
@@ -262,10 +285,11 @@ cdef struct Dir:
     long long store_limit
     long long msg_base
     bint overrun
-    PyObject *dobj  # bytes object being filled with the current piece (NULL: none)
+    PyObject *dobj  # bytes object being filled with the current piece (GIL held; NULL: none)
+    uint8_t *dmem  # or memory being filled with it (walked without the GIL; NULL: none)
     Py_ssize_t dlen
     Py_ssize_t dcap
-    PyObject **pieces  # piece tuples not yet handed out
+    EvRec *pieces  # EV_PIECE records not yet handed out
     Py_ssize_t pieces_n
     Py_ssize_t pieces_cap
     long long pieces_bytes
@@ -320,3 +344,17 @@ cdef inline uint64_t rd64(const uint8_t *p, bint big) noexcept nogil:
     if big:
         return ((<uint64_t>be32(p)) << 32) | be32(p + 4)
     return ((<uint64_t>le32(p + 4)) << 32) | le32(p)
+
+
+# --- walking capture bytes on another thread (used by _filereader) ----------
+# ``engine`` is an Engine (a borrowed reference the caller keeps alive).
+# Between engine_attach and engine_detach only the walking thread runs the
+# engine: engine_walk is feed() without the GIL, engine_take_events detaches
+# the events recorded since the last call, and engine_events (GIL held, any
+# thread) makes their tuples and frees the batch.
+cdef int engine_attach(object engine) except -1
+cdef void engine_detach(object engine) noexcept
+cdef int engine_walk(void *engine, const uint8_t *data, Py_ssize_t n) except -1 nogil
+cdef EvBatch *engine_take_events(void *engine) noexcept nogil
+cdef list engine_events(EvBatch *batch)
+cdef void batch_free(EvBatch *batch) noexcept nogil

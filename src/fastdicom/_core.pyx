@@ -22,7 +22,11 @@ What the port changes is only how the work is done:
   returns (interleaved connections no longer copy at every switch);
 - workers decide the owner of each connection in a table of keys
   (``OwnerSlot``): one probe per packet of a connection that is not theirs;
-- Python objects are made per event, never per packet.
+- the walk records events as C structs (``EvRec``) and makes no Python
+  object, so it is declared ``nogil``: ``feed()`` runs it holding the GIL,
+  and a reading thread can run it without (``engine_walk``, used by
+  ``_filereader``), leaving only the tuples to the decoding thread;
+  ``pop_events()`` makes them, per event, never per packet.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
@@ -35,9 +39,15 @@ from .events import *  # noqa: F401,F403  (event kinds, flags, expert codes)
 
 cdef extern from "Python.h":
     PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n)
-    char *_bytes_str "PyBytes_AS_STRING"(PyObject *o)
     void _tuple_set "PyTuple_SET_ITEM"(object t, Py_ssize_t i, PyObject *o)
     object PyTuple_New(Py_ssize_t n)
+    # The same calls inside the walk, which is declared nogil: they run only
+    # while feed() holds the GIL (``Engine._threaded`` false); a walk without
+    # the GIL fills malloc'd memory instead, and only ever passes NULL to
+    # _decref_held (a no-op then).
+    PyObject *_new_bytes_held "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n) nogil
+    char *_bytes_str "PyBytes_AS_STRING"(PyObject *o) nogil
+    void _decref_held "Py_XDECREF"(PyObject *o) nogil
 
 cdef extern from *:
     """
@@ -89,7 +99,7 @@ cdef inline long long lmax(long long a, long long b) noexcept nogil:
     return a if a > b else b
 
 
-cdef int buf_reserve(Buf *b, Py_ssize_t need) except -1:
+cdef int buf_reserve(Buf *b, Py_ssize_t need) except -1 nogil:
     """Make room for ``need`` bytes in all."""
     cdef Py_ssize_t cap
     cdef uint8_t *p
@@ -102,13 +112,13 @@ cdef int buf_reserve(Buf *b, Py_ssize_t need) except -1:
         cap = 256
     p = <uint8_t *>realloc(b.p, cap)
     if p == NULL:
-        raise MemoryError()
+        with gil: raise MemoryError()
     b.p = p
     b.cap = cap
     return 0
 
 
-cdef inline int buf_append(Buf *b, const uint8_t *src, Py_ssize_t n) except -1:
+cdef inline int buf_append(Buf *b, const uint8_t *src, Py_ssize_t n) except -1 nogil:
     if n <= 0:
         return 0
     if b.n + n > b.cap:
@@ -349,7 +359,7 @@ def fnv1a64(const uint8_t[::1] data):
 
 
 # ======================================================= per-connection state
-cdef void dir_free(Dir *d) noexcept:
+cdef void dir_free(Dir *d) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(d.ooo_n):
         free(d.ooo[d.ooo_head + k].data)
@@ -364,32 +374,40 @@ cdef void dir_free(Dir *d) noexcept:
     d.rmarks = NULL
     d.rmarks_n = d.rmarks_cap = 0
     buf_free(&d.pbuf)
-    Py_XDECREF(d.dobj)
-    d.dobj = NULL
-    d.dlen = d.dcap = 0
-    for k in range(d.pieces_n):
-        Py_XDECREF(d.pieces[k])
+    dir_drop_dbuf(d)
+    dir_drop_pieces(d)
     free(d.pieces)
     d.pieces = NULL
-    d.pieces_n = d.pieces_cap = 0
+    d.pieces_cap = 0
     free(d.msg_off)
     d.msg_off = NULL
 
 
-cdef void dir_drop_pieces(Dir *d) noexcept:
+cdef inline void rec_free(EvRec *r) noexcept nogil:
+    """Drop the bytes a record owns (an object only exists while feed() holds the GIL)."""
+    _decref_held(r.obj)
+    r.obj = NULL
+    free(r.mem)
+    r.mem = NULL
+    r.mlen = 0
+
+
+cdef void dir_drop_pieces(Dir *d) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(d.pieces_n):
-        Py_XDECREF(d.pieces[k])
+        rec_free(&d.pieces[k])
     d.pieces_n = 0
 
 
-cdef void dir_drop_dbuf(Dir *d) noexcept:
-    Py_XDECREF(d.dobj)
+cdef void dir_drop_dbuf(Dir *d) noexcept nogil:
+    _decref_held(d.dobj)
     d.dobj = NULL
+    free(d.dmem)
+    d.dmem = NULL
     d.dlen = d.dcap = 0
 
 
-cdef void dir_drop_ooo(Dir *d) noexcept:
+cdef void dir_drop_ooo(Dir *d) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(d.ooo_n):
         free(d.ooo[d.ooo_head + k].data)
@@ -397,14 +415,14 @@ cdef void dir_drop_ooo(Dir *d) noexcept:
     d.ooo_head = 0
 
 
-cdef int marks_push(Dir *d, Py_ssize_t idx, long long frame, long long ts) except -1:
+cdef int marks_push(Dir *d, Py_ssize_t idx, long long frame, long long ts) except -1 nogil:
     cdef Mark *m
     cdef Py_ssize_t cap
     if d.rmarks_n == d.rmarks_cap:
         cap = d.rmarks_cap * 2 if d.rmarks_cap else 16
         m = <Mark *>realloc(d.rmarks, cap * sizeof(Mark))
         if m == NULL:
-            raise MemoryError()
+            with gil: raise MemoryError()
         d.rmarks = m
         d.rmarks_cap = cap
     d.rmarks[d.rmarks_n].idx = idx
@@ -414,7 +432,7 @@ cdef int marks_push(Dir *d, Py_ssize_t idx, long long frame, long long ts) excep
     return 0
 
 
-cdef void flow_free(Flow *fl) noexcept:
+cdef void flow_free(Flow *fl) noexcept nogil:
     dir_free(&fl.dirs[0])
     dir_free(&fl.dirs[1])
     free(fl)
@@ -440,7 +458,9 @@ cdef class Engine:
     cdef uint8_t _portmap[8192]
     cdef long long _sweep_step
 
-    cdef list _events
+    cdef EvBatch *_batch  # events not yet handed out (NULL: none)
+    cdef bint _threaded  # walked without the GIL at least once: piece bytes are malloc'd
+    cdef bint _attached  # a reading thread walks it now (engine_attach): hands off
     cdef long long cnt[N_COUNTERS]
 
     # capture reader
@@ -525,7 +545,6 @@ cdef class Engine:
         self.history = int(history)
         self._sweep_step = max(10**9, int(idle_timeout) // 4)
 
-        self._events = []
         self._last_ts_sec = -1
 
     def __dealloc__(self):
@@ -549,6 +568,8 @@ cdef class Engine:
         free(self._pending.buf)
         free(self._pending.marks)
         free(self._scratch)
+        batch_free(self._batch)
+        self._batch = NULL
 
     # ----------------------------------------------------------------- API
     def feed(self, const uint8_t[::1] data):
@@ -557,11 +578,16 @@ cdef class Engine:
         cdef Py_ssize_t n = data.shape[0]
         if self._finished:
             raise ValueError("feed() after finish()")
+        self._check_detached()
+        self._walk(&data[0] if n else NULL, n)
+
+    cdef int _walk(self, const uint8_t *data, Py_ssize_t n) except -1 nogil:
         self.cnt[CT_BYTES] += n
         try:
-            self._feed(&data[0] if n else NULL, n)
+            self._feed(data, n)
         finally:
             self._hist_flush()  # the spans point into ``data``
+        return 0
 
     def finish(self):
         """End of input: report a truncated tail, flush every connection."""
@@ -569,6 +595,7 @@ cdef class Engine:
         cdef Flow *fl
         if self._finished:
             return
+        self._check_detached()
         try:
             self._parse(self._carry.p, self._carry.n, True)
         finally:
@@ -589,9 +616,13 @@ cdef class Engine:
 
     def pop_events(self):
         """The events since the last call, oldest first."""
-        ev = self._events
-        self._events = []
-        return ev
+        self._check_detached()
+        return engine_events(engine_take_events(<void *>self))
+
+    cdef int _check_detached(self) except -1:
+        if self._attached:
+            raise RuntimeError("this engine is being walked by a reading thread")
+        return 0
 
     @property
     def counters(self):
@@ -606,7 +637,7 @@ cdef class Engine:
         return c
 
     # ------------------------------------------------------- capture files
-    cdef int _feed(self, const uint8_t *data, Py_ssize_t n) except -1:
+    cdef int _feed(self, const uint8_t *data, Py_ssize_t n) except -1 nogil:
         """Parse ``data`` in place; copy only a record split across calls."""
         cdef Py_ssize_t dpos = 0, take, want
         cdef long long base = self._fed
@@ -643,7 +674,7 @@ cdef class Engine:
             self._pos = 0
         return 0
 
-    cdef void _compact_carry(self) noexcept:
+    cdef void _compact_carry(self) noexcept nogil:
         cdef Py_ssize_t p = self._pos
         if p:
             memmove(self._carry.p, self._carry.p + p, self._carry.n - p)
@@ -651,7 +682,7 @@ cdef class Engine:
             self._foff += p
             self._pos = 0
 
-    cdef int _parse(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
+    cdef int _parse(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1 nogil:
         cdef Py_ssize_t p, e
         cdef Py_ssize_t pf = self._pos  # bytes up to here are on their way into the cache
         cdef uint32_t m
@@ -676,24 +707,25 @@ cdef class Engine:
                     self._need_at_end = 24
                     return 0
                 m = be32(buf + p)
-                if m == 0xD4C3B2A1 or m == 0x4D3CB2A1 or m == 0xA1B2C3D4 or m == 0xA1B23C4D:
+                if m == 0xD4C3B2A1U or m == 0x4D3CB2A1U or m == 0xA1B2C3D4U or m == 0xA1B23C4DU:
                     if n - p < 24:
                         self._need_at_end = 24
                         return 0
                     self._big = buf[p] == 0xA1
-                    self._nano = m == 0x4D3CB2A1 or m == 0xA1B23C4D
+                    self._nano = m == 0x4D3CB2A1U or m == 0xA1B23C4DU
                     self._snaplen = rd32(buf + p + 16, self._big)
                     self._linktype = rd32(buf + p + 20, self._big) & 0xFFFF
                     self._fmt = FMT_PCAP
                     self._pos = p + 24
                     continue
-                if m == 0x0A0D0D0A:
+                if m == 0x0A0D0D0AU:
                     self._fmt = FMT_PCAPNG
                     continue
-                if buf[p] == 0x1F and buf[p + 1] == 0x8B:
-                    raise CaptureFormatError("gzip-compressed data: decompress before feeding the core")
-                raise CaptureFormatError(
-                    "not a pcap or pcapng capture (magic %s)" % mkbytes(buf + p, 4).hex())
+                with gil:
+                    if buf[p] == 0x1F and buf[p + 1] == 0x8B:
+                        raise CaptureFormatError("gzip-compressed data: decompress before feeding the core")
+                    raise CaptureFormatError(
+                        "not a pcap or pcapng capture (magic %s)" % mkbytes(buf + p, 4).hex())
             if self._fmt == FMT_PCAP:
                 r = self._pcap_step(buf, n, eof)
             else:
@@ -701,7 +733,7 @@ cdef class Engine:
             if not r:
                 return 0
 
-    cdef bint _pcap_plausible(self, const uint8_t *b, Py_ssize_t p) noexcept:
+    cdef bint _pcap_plausible(self, const uint8_t *b, Py_ssize_t p) noexcept nogil:
         cdef bint big = self._big
         cdef long long sec = rd32(b + p, big)
         cdef long long frac = rd32(b + p + 4, big)
@@ -716,7 +748,7 @@ cdef class Engine:
             return False
         return True
 
-    cdef bint _pcap_follows(self, const uint8_t *b, Py_ssize_t q, long long sec) noexcept:
+    cdef bint _pcap_follows(self, const uint8_t *b, Py_ssize_t q, long long sec) noexcept nogil:
         """The record header at ``b[q]`` is sane and near ``sec`` in time."""
         cdef bint big = self._big
         cdef long long frac = rd32(b + q + 4, big)
@@ -726,7 +758,7 @@ cdef class Engine:
             return False
         return abs(t - sec) <= MAX_RESYNC_SECONDS
 
-    cdef int _pcap_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
+    cdef int _pcap_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1 nogil:
         """Process one pcap record (or one resync step); 0 when more data is needed.
 
         A record, in the file's byte order::
@@ -813,7 +845,7 @@ cdef class Engine:
         self._record(self._linktype, ts, buf + p + 16, incl, lmax(orig, incl))
         return 1
 
-    cdef int _pcapng_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1:
+    cdef int _pcapng_step(self, const uint8_t *buf, Py_ssize_t n, bint eof) except -1 nogil:
         """Process one pcapng block (or one resync step); 0 when more data is needed.
 
         A block: ``type(4) total_length(4) body total_length(4)``; the bodies read::
@@ -941,14 +973,14 @@ cdef class Engine:
                     self.cnt[CT_UNSUPPORTED_LINK] += 1
         return 1
 
-    cdef int _add_iface(self, int lt, int resol, bint pow2, long long tsoff) except -1:
+    cdef int _add_iface(self, int lt, int resol, bint pow2, long long tsoff) except -1 nogil:
         cdef Iface *a
         cdef Py_ssize_t cap
         if self._n_ifaces == self._ifaces_cap:
             cap = self._ifaces_cap * 2 if self._ifaces_cap else 4
             a = <Iface *>realloc(self._ifaces, cap * sizeof(Iface))
             if a == NULL:
-                raise MemoryError()
+                with gil: raise MemoryError()
             self._ifaces = a
             self._ifaces_cap = cap
         a = &self._ifaces[self._n_ifaces]
@@ -959,14 +991,14 @@ cdef class Engine:
         self._n_ifaces += 1
         return 0
 
-    cdef int _damage(self, Py_ssize_t p) noexcept:
+    cdef int _damage(self, Py_ssize_t p) noexcept nogil:
         self.cnt[CT_DAMAGED_RECORDS] += 1
         self._damaged = True
         self._damage_at = self._foff + p
         self._pos = p + 4
         return 1
 
-    cdef int _block_ok(self, const uint8_t *b, Py_ssize_t q, Py_ssize_t n) noexcept:
+    cdef int _block_ok(self, const uint8_t *b, Py_ssize_t q, Py_ssize_t n) noexcept nogil:
         """Resync test for pcapng: 1 good block here, 0 not, 2 need more data."""
         cdef uint32_t btype = rd32(b + q, self._big), bom
         cdef bint big = self._big
@@ -991,7 +1023,7 @@ cdef class Engine:
 
     # ------------------------------------------------ link, IP, TCP headers
     cdef int _record(self, int linktype, long long ts, const uint8_t *data, Py_ssize_t n,
-                     long long wirelen) except -1:
+                     long long wirelen) except -1 nogil:
         """One captured packet: link header, IPv4/IPv6 (no fragments), TCP."""
         cdef long long frame
         cdef Py_ssize_t off, t, ip_end, pstart, cap_end, doff
@@ -1125,7 +1157,7 @@ cdef class Engine:
                          data[t + 13], be16(data + t + 14), data + pstart,
                          cap_end - pstart if cap_end > pstart else 0, true_len, frame, ts)
 
-    cdef int _fragment(self, long long frame) except -1:
+    cdef int _fragment(self, long long frame) except -1 nogil:
         self.cnt[CT_IP_FRAGMENTS] += 1
         if not self._frag_warned:
             self._frag_warned = True
@@ -1133,7 +1165,7 @@ cdef class Engine:
         return 0
 
     # ---------------------------------------------------------- connections
-    cdef Flow *_lookup(self, const uint8_t *key, uint64_t h) noexcept:
+    cdef Flow *_lookup(self, const uint8_t *key, uint64_t h) noexcept nogil:
         cdef size_t i = h & self._mask
         cdef Flow *f
         while True:
@@ -1144,7 +1176,8 @@ cdef class Engine:
                 return f
             i = (i + 1) & self._mask
 
-    cdef int _table_put(self, Flow *fl) except -1:
+    cdef int _table_put(self, Flow *fl) except -1 nogil:
+        """Put a new connection in the table; ``fl`` is freed if it cannot be."""
         cdef size_t i, size, k
         cdef Flow **old
         cdef Flow **slots
@@ -1152,7 +1185,8 @@ cdef class Engine:
             size = (self._mask + 1) * 2
             slots = <Flow **>calloc(size, sizeof(Flow *))
             if slots == NULL:
-                raise MemoryError()
+                free(fl)
+                with gil: raise MemoryError()
             old = self._slots
             for k in range(self._mask + 1):
                 if old[k] != NULL:
@@ -1170,7 +1204,7 @@ cdef class Engine:
         self._nflows += 1
         return 0
 
-    cdef void _drop(self, Flow *fl) noexcept:
+    cdef void _drop(self, Flow *fl) noexcept nogil:
         """Remove a connection from the table and the LRU list, and free it."""
         self._hist_forget(&fl.dirs[0])
         self._hist_forget(&fl.dirs[1])
@@ -1201,7 +1235,7 @@ cdef class Engine:
             self._newest = fl.older
         flow_free(fl)
 
-    cdef inline void _touch(self, Flow *fl) noexcept:
+    cdef inline void _touch(self, Flow *fl) noexcept nogil:
         """Move to the most recent end of the LRU list."""
         if fl.newer == NULL:
             return
@@ -1215,7 +1249,7 @@ cdef class Engine:
         self._newest.newer = fl
         self._newest = fl
 
-    cdef int _owner(self, const uint8_t *key, uint64_t h) except -1:
+    cdef int _owner(self, const uint8_t *key, uint64_t h) except -1 nogil:
         """The worker that owns this connection (twin: ``_owner``)."""
         cdef size_t i, mask
         cdef OwnerSlot *slot
@@ -1244,14 +1278,14 @@ cdef class Engine:
             self._own_grow(2 * (mask + 1))
         return best
 
-    cdef int _own_grow(self, size_t size) except -1:
+    cdef int _own_grow(self, size_t size) except -1 nogil:
         """A fresh owner table of ``size`` slots (a power of two), refilled."""
         cdef OwnerSlot *old = self._own
         cdef size_t old_size = 0 if old == NULL else self._own_mask + 1
         cdef size_t i, j
         cdef OwnerSlot *t = <OwnerSlot *>malloc(size * sizeof(OwnerSlot))
         if t == NULL:
-            raise MemoryError()
+            with gil: raise MemoryError()
         for i in range(size):
             t[i].owner = -1
         for i in range(old_size):
@@ -1267,7 +1301,7 @@ cdef class Engine:
 
     cdef int _tcp(self, int ipver, const uint8_t *src, const uint8_t *dst, int sport, int dport,
                   uint32_t seq, int flags, int win, const uint8_t *payload, Py_ssize_t cap,
-                  long long true_len, long long frame, long long ts) except -1:
+                  long long true_len, long long frame, long long ts) except -1 nogil:
         cdef uint8_t key[40]
         cdef int side, c, pa, pb
         cdef const uint8_t *ipa
@@ -1360,12 +1394,12 @@ cdef class Engine:
             self._end_flow(fl, END_FIN, frame, ts)
         return 0
 
-    cdef inline bint _is_port(self, int port) noexcept:
+    cdef inline bint _is_port(self, int port) noexcept nogil:
         return (self._portmap[port >> 3] >> (port & 7)) & 1
 
     cdef Flow *_new_flow(self, const uint8_t *key, uint64_t h, int ipver, const uint8_t *ipa, int pa,
                          const uint8_t *ipb, int pb, bint is_port, long long frame,
-                         long long ts) except NULL:
+                         long long ts) except NULL nogil:
         cdef Flow *old
         cdef Flow *fl
         cdef int s
@@ -1379,7 +1413,7 @@ cdef class Engine:
             self._drop(old)
         fl = <Flow *>calloc(1, sizeof(Flow))
         if fl == NULL:
-            raise MemoryError()
+            with gil: raise MemoryError()
         fl.id = self._next_id
         memcpy(fl.key, key, 40)
         fl.h = h
@@ -1397,11 +1431,7 @@ cdef class Engine:
             fl.dirs[s].fin_off = -1
             fl.dirs[s].st = S_SYNC
             fl.dirs[s].store_limit = -1
-        try:
-            self._table_put(fl)
-        except BaseException:
-            free(fl)
-            raise
+        self._table_put(fl)
         fl.older = self._newest
         if self._newest != NULL:
             self._newest.newer = fl
@@ -1412,7 +1442,7 @@ cdef class Engine:
         self.cnt[CT_FLOWS] += 1
         return fl
 
-    cdef int _sweep(self, long long frame, long long ts) except -1:
+    cdef int _sweep(self, long long frame, long long ts) except -1 nogil:
         cdef Flow *fl
         self._next_sweep = <i128>ts + self._sweep_step
         while self._oldest != NULL:
@@ -1423,12 +1453,13 @@ cdef class Engine:
             self._drop(fl)
         return 0
 
-    cdef int _end_flow(self, Flow *fl, int reason, long long frame, long long ts) except -1:
+    cdef int _end_flow(self, Flow *fl, int reason, long long frame, long long ts) except -1 nogil:
         """Close a connection (events, buffers); the caller drops it from the table."""
         cdef int side, c, outcome
         cdef Dir *d
         cdef Dir *a
         cdef Dir *b
+        cdef EvRec *r
         if fl.state != F_LIVE:
             return 0
         for side in range(2):
@@ -1441,18 +1472,34 @@ cdef class Engine:
         if fl.confirmed:
             a = &fl.dirs[fl.client]
             b = &fl.dirs[1 - fl.client]
-            self._events.append((EV_FLOW_END, fl.id, frame, ts, reason, (
-                a.nbytes, b.nbytes, a.retrans, b.retrans, a.ooo_count, b.ooo_count,
-                a.zero_window, b.zero_window)))
+            r = self._ev(EV_FLOW_END, 12)
+            r.v[0] = fl.id
+            r.v[1] = frame
+            r.v[2] = ts
+            r.v[3] = reason
+            r.v[4] = a.nbytes
+            r.v[5] = b.nbytes
+            r.v[6] = a.retrans
+            r.v[7] = b.retrans
+            r.v[8] = a.ooo_count
+            r.v[9] = b.ooo_count
+            r.v[10] = a.zero_window
+            r.v[11] = b.zero_window
         elif fl.syn_side >= 0 and not (fl.dirs[0].payload or fl.dirs[1].payload):
             if fl.synack_side < 0:
                 outcome = ATTEMPT_REFUSED if reason == END_RST else ATTEMPT_UNANSWERED
             else:
                 outcome = ATTEMPT_NO_DATA
             c = fl.syn_side
-            self._events.append((
-                EV_TCP_ATTEMPT, frame, ts, format_ip(fl.ipver, fl.ip[c]), fl.port[c],
-                format_ip(fl.ipver, fl.ip[1 - c]), fl.port[1 - c], outcome))
+            r = self._ev(EV_TCP_ATTEMPT, 10)
+            r.v[0] = frame
+            r.v[1] = ts
+            r.v[2] = fl.port[c]
+            r.v[3] = fl.port[1 - c]
+            r.v[4] = outcome
+            r.v[5] = fl.ipver
+            memcpy(&r.v[6], fl.ip[c], 16)
+            memcpy(&r.v[8], fl.ip[1 - c], 16)
         for side in range(2):
             d = &fl.dirs[side]
             self._hist_free(d)
@@ -1466,7 +1513,7 @@ cdef class Engine:
     # ------------------------------------------------------- TCP ordering
     cdef int _segment(self, Flow *fl, int side, Dir *d, uint32_t seq, int flags,
                       const uint8_t *payload, Py_ssize_t cap, long long true_len,
-                      long long frame, long long ts) except -1:
+                      long long frame, long long ts) except -1 nogil:
         cdef long long rel, off
         if flags & TH_SYN:
             if not d.started or not d.syn:
@@ -1508,7 +1555,7 @@ cdef class Engine:
         return 0
 
     cdef int _hist_compare(self, Flow *fl, int side, Dir *d, long long off, const uint8_t *data,
-                           Py_ssize_t n, long long frame, long long ts) except -1:
+                           Py_ssize_t n, long long frame, long long ts) except -1 nogil:
         """Compare bytes already delivered (still in the history) with a later copy."""
         cdef long long H = self.history
         cdef long long lo = lmax(lmax(off, d.hist_from), d.offset - H)
@@ -1527,7 +1574,7 @@ cdef class Engine:
         return 0
 
     cdef int _insert(self, Flow *fl, int side, Dir *d, long long off, const uint8_t *data,
-                     Py_ssize_t cap, long long true_len, long long frame, long long ts) except -1:
+                     Py_ssize_t cap, long long true_len, long long frame, long long ts) except -1 nogil:
         """Place a segment's bytes at stream offset ``off``; first copy wins."""
         cdef long long cut, lim, end, q, s_off, s_end, lo, hi, need, lost
         cdef Py_ssize_t k, np, first
@@ -1619,7 +1666,7 @@ cdef class Engine:
                     self._drain(fl, side, d)
             return 0
 
-    cdef Py_ssize_t _first_ending_after(self, Dir *d, long long q) noexcept:
+    cdef Py_ssize_t _first_ending_after(self, Dir *d, long long q) noexcept nogil:
         """Index of the first held segment that ends after ``q`` (binary search)."""
         cdef Py_ssize_t lo = 0, hi = d.ooo_n, mid
         cdef Seg *s
@@ -1632,14 +1679,14 @@ cdef class Engine:
                 hi = mid
         return lo
 
-    cdef int _scratch_add(self, Py_ssize_t k, long long off, long long n) except -1:
+    cdef int _scratch_add(self, Py_ssize_t k, long long off, long long n) except -1 nogil:
         cdef long long *p
         cdef Py_ssize_t cap
         if k >= self._scratch_cap:
             cap = self._scratch_cap * 2 if self._scratch_cap else 64
             p = <long long *>realloc(self._scratch, cap * 2 * sizeof(long long))
             if p == NULL:
-                raise MemoryError()
+                with gil: raise MemoryError()
             self._scratch = p
             self._scratch_cap = cap
         self._scratch[2 * k] = off
@@ -1647,7 +1694,7 @@ cdef class Engine:
         return 0
 
     cdef int _ooo_add(self, Dir *d, long long off, const uint8_t *data, Py_ssize_t n,
-                      long long frame, long long ts) except -1:
+                      long long frame, long long ts) except -1 nogil:
         cdef Py_ssize_t i, cap
         cdef Seg *a
         cdef uint8_t *copy
@@ -1662,12 +1709,12 @@ cdef class Engine:
                 cap = d.ooo_cap * 2 if d.ooo_cap else 16
                 a = <Seg *>realloc(d.ooo, cap * sizeof(Seg))
                 if a == NULL:
-                    raise MemoryError()
+                    with gil: raise MemoryError()
                 d.ooo = a
                 d.ooo_cap = cap
         copy = <uint8_t *>malloc(n)
         if copy == NULL:
-            raise MemoryError()
+            with gil: raise MemoryError()
         memcpy(copy, data, n)
         a = d.ooo + d.ooo_head
         i = d.ooo_n
@@ -1685,7 +1732,7 @@ cdef class Engine:
         return 0
 
     cdef int _make_room(self, Flow *fl, int side, Dir *d, long long off, long long need,
-                        long long frame, long long ts) except -1:
+                        long long frame, long long ts) except -1 nogil:
         """Free out-of-order budget by declaring the oldest holes lost.
         Returns 1 if the current direction moved (its segment must be redone)."""
         cdef bint moved = False
@@ -1722,13 +1769,13 @@ cdef class Engine:
         return moved
 
     cdef int _declare_hole(self, Flow *fl, int side, Dir *d, long long upto, long long frame,
-                           long long ts) except -1:
+                           long long ts) except -1 nogil:
         if upto > d.offset:
             self._gap(fl, side, d, upto - d.offset, frame, ts)
         return self._drain(fl, side, d)
 
     cdef int _gap(self, Flow *fl, int side, Dir *d, long long size, long long frame,
-                  long long ts) except -1:
+                  long long ts) except -1 nogil:
         self.cnt[CT_GAPS] += 1
         self.cnt[CT_GAP_BYTES] += size
         d.offset += size
@@ -1736,7 +1783,7 @@ cdef class Engine:
         d.hist_from = d.offset
         return self._fr_gap(fl, side, d, size, frame, ts)
 
-    cdef int _drain(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _drain(self, Flow *fl, int side, Dir *d) except -1 nogil:
         cdef Seg s
         cdef long long skip
         while d.ooo_n and d.ooo[d.ooo_head].off <= d.offset:
@@ -1754,7 +1801,7 @@ cdef class Engine:
         return 0
 
     cdef int _deliver(self, Flow *fl, int side, Dir *d, const uint8_t *data, Py_ssize_t n,
-                      long long frame, long long ts, bint transient=False) except -1:
+                      long long frame, long long ts, bint transient=False) except -1 nogil:
         """Hand ``n`` in-order bytes to the framer.  Their history copy is
         deferred (``HistPend``) unless ``transient`` (a held segment, freed next)."""
         cdef long long H = self.history
@@ -1765,7 +1812,7 @@ cdef class Engine:
             if hp == NULL:
                 hp = <HistPend *>calloc(sizeof(HistPend) + H, 1)
                 if hp == NULL:
-                    raise MemoryError()
+                    with gil: raise MemoryError()
                 d.hp = hp
                 d.hist = <uint8_t *>(hp + 1)
             if hp.cnt == HIST_SPANS or (transient and hp.cnt):
@@ -1797,7 +1844,7 @@ cdef class Engine:
             return self._fr_data(fl, side, d, data, n, frame, ts)
         return 0
 
-    cdef void _hist_unlink(self, HistPend *hp) noexcept:
+    cdef void _hist_unlink(self, HistPend *hp) noexcept nogil:
         if hp.prev != NULL:
             hp.prev.next = hp.next
         else:
@@ -1809,7 +1856,7 @@ cdef class Engine:
         hp.head = hp.cnt = 0
         hp.total = 0
 
-    cdef void _hist_copy_pending(self, HistPend *hp) noexcept:
+    cdef void _hist_copy_pending(self, HistPend *hp) noexcept nogil:
         """Copy one direction's noted spans into its history ring."""
         cdef int i, k
         cdef uint8_t *ring = <uint8_t *>(hp + 1)
@@ -1818,37 +1865,76 @@ cdef class Engine:
             hist_copy(ring, self.history, hp.off[k], hp.ptr[k], hp.n[k])
         self._hist_unlink(hp)
 
-    cdef void _hist_flush(self) noexcept:
+    cdef void _hist_flush(self) noexcept nogil:
         """Copy every direction's noted spans: they point into the caller's
         buffer or the carry, which are about to go or move."""
         while self._hp_dirty != NULL:
             self._hist_copy_pending(self._hp_dirty)
 
-    cdef inline void _hist_forget(self, Dir *d) noexcept:
+    cdef inline void _hist_forget(self, Dir *d) noexcept nogil:
         """``d``'s history ring is about to be freed: its noted spans are not copied."""
         if d.hp != NULL and d.hp.linked:
             self._hist_unlink(d.hp)
 
-    cdef void _hist_free(self, Dir *d) noexcept:
+    cdef void _hist_free(self, Dir *d) noexcept nogil:
         self._hist_forget(d)
         free(d.hp)
         d.hp = NULL
         d.hist = NULL
 
     # ------------------------------------------------------------- events
-    cdef int _cap_expert(self, int code, long long offset, long long a1, long long a2) except -1:
-        self._events.append((EV_EXPERT, -1, -1, code, self._frame, self._ts, offset, a1, a2))
+    cdef EvRec *_ev(self, int kind, int n) except NULL nogil:
+        """A new record at the end of the batch (valid until the next call)."""
+        cdef EvBatch *b = self._batch
+        cdef EvRec *r
+        cdef Py_ssize_t cap
+        if b == NULL:
+            b = <EvBatch *>calloc(1, sizeof(EvBatch))
+            if b == NULL:
+                with gil: raise MemoryError()
+            self._batch = b
+        if b.n == b.cap:
+            cap = b.cap * 2 if b.cap else 64
+            r = <EvRec *>realloc(b.recs, cap * sizeof(EvRec))
+            if r == NULL:
+                with gil: raise MemoryError()
+            b.recs = r
+            b.cap = cap
+        r = &b.recs[b.n]
+        b.n += 1
+        r.kind = kind
+        r.n = n
+        r.obj = NULL
+        r.mem = NULL
+        r.mlen = 0
+        return r
+
+    cdef int _expert_ev(self, long long flow, int direction, int code, long long frame, long long ts,
+                        long long off, long long a1, long long a2) except -1 nogil:
+        cdef EvRec *r = self._ev(EV_EXPERT, 8)
+        r.v[0] = flow
+        r.v[1] = direction
+        r.v[2] = code
+        r.v[3] = frame
+        r.v[4] = ts
+        r.v[5] = off
+        r.v[6] = a1
+        r.v[7] = a2
         return 0
+
+    cdef int _cap_expert(self, int code, long long offset, long long a1, long long a2) except -1 nogil:
+        return self._expert_ev(-1, -1, code, self._frame, self._ts, offset, a1, a2)
 
     cdef int _flow_expert(self, Flow *fl, int code, long long frame, long long ts, long long off,
-                          long long a1, long long a2, int side) except -1:
+                          long long a1, long long a2, int side) except -1 nogil:
         if fl.confirmed:
-            self._events.append((EV_EXPERT, fl.id, dir_of(fl, side), code, frame, ts, off, a1, a2))
+            self._expert_ev(fl.id, dir_of(fl, side), code, frame, ts, off, a1, a2)
         return 0
 
-    cdef int _confirm(self, Flow *fl, int side, int t, long long frame, long long ts) except -1:
+    cdef int _confirm(self, Flow *fl, int side, int t, long long frame, long long ts) except -1 nogil:
         cdef int client, s, pa, pb
         cdef bint a_srv, b_srv
+        cdef EvRec *r
         fl.confirmed = True
         self.cnt[CT_DICOM_FLOWS] += 1
         if fl.syn_side >= 0:
@@ -1870,20 +1956,29 @@ cdef class Engine:
                 client = 1 if pa < pb else 0
         fl.client = client
         s = 1 - client
-        self._events.append((
-            EV_FLOW, fl.id, frame, ts, format_ip(fl.ipver, fl.ip[client]), fl.port[client],
-            format_ip(fl.ipver, fl.ip[s]), fl.port[s], fl.syn_ts, fl.synack_ts, fl.ack_ts))
+        r = self._ev(EV_FLOW, 13)
+        r.v[0] = fl.id
+        r.v[1] = frame
+        r.v[2] = ts
+        r.v[3] = fl.port[client]
+        r.v[4] = fl.port[s]
+        r.v[5] = fl.syn_ts
+        r.v[6] = fl.synack_ts
+        r.v[7] = fl.ack_ts
+        r.v[8] = fl.ipver
+        memcpy(&r.v[9], fl.ip[client], 16)
+        memcpy(&r.v[11], fl.ip[s], 16)
         return 0
 
     # ------------------------------------------------------------- framer
-    cdef inline void _init_framer(self, Dir *d, bint stream_start) noexcept:
+    cdef inline void _init_framer(self, Dir *d, bint stream_start) noexcept nogil:
         d.foff = d.offset
         d.rbuf_off = d.offset
         # at a stream start the first PDU must pass check_candidate at offset 0
         d.st = S_PROBE if stream_start else S_SYNC
 
     cdef int _fr_data(self, Flow *fl, int side, Dir *d, const uint8_t *data, Py_ssize_t n,
-                      long long frame, long long ts) except -1:
+                      long long frame, long long ts) except -1 nogil:
         """Frame delivered stream bytes.  When a search finds a PDU boundary, the
         bytes it held are replayed (as their original frames) before going on."""
         cdef int r = self._fr_run(fl, side, d, data, n, frame, ts)
@@ -1924,7 +2019,7 @@ cdef class Engine:
                 free(self._rs[self._rs_n].marks)
         return 0
 
-    cdef int _rs_push(self) except -1:
+    cdef int _rs_push(self) except -1 nogil:
         cdef Replay *a
         cdef Py_ssize_t cap
         if self._rs_n == self._rs_cap:
@@ -1935,7 +2030,7 @@ cdef class Engine:
                 free(self._pending.marks)
                 self._pending.buf = NULL
                 self._pending.marks = NULL
-                raise MemoryError()
+                with gil: raise MemoryError()
             self._rs = a
             self._rs_cap = cap
         self._rs[self._rs_n] = self._pending
@@ -1945,7 +2040,7 @@ cdef class Engine:
         return 0
 
     cdef int _fr_run(self, Flow *fl, int side, Dir *d, const uint8_t *data, Py_ssize_t n,
-                     long long frame, long long ts) except -1:
+                     long long frame, long long ts) except -1 nogil:
         """The framer's state machine over one piece of stream data (FR_*)."""
         cdef Py_ssize_t i = 0, k
         cdef int st
@@ -2027,7 +2122,7 @@ cdef class Engine:
                 return FR_DEAD
         return FR_DONE
 
-    cdef int _sync(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _sync(self, Flow *fl, int side, Dir *d) except -1 nogil:
         """Search rbuf for a PDU boundary.  Returns 1 once one is found: the
         bytes from it on are then in ``_pending``, to be framed again."""
         cdef uint8_t *buf = d.rbuf.p
@@ -2127,7 +2222,7 @@ cdef class Engine:
                 self._ignore(fl)
         return 0
 
-    cdef int _ignore(self, Flow *fl) except -1:
+    cdef int _ignore(self, Flow *fl) except -1 nogil:
         """The heuristic decided this connection is not DICOM."""
         cdef int s
         cdef Dir *x
@@ -2144,7 +2239,7 @@ cdef class Engine:
         return 0
 
     cdef int _lose_sync(self, Dir *d, const uint8_t *keep, Py_ssize_t nkeep, long long frame,
-                        long long ts) except -1:
+                        long long ts) except -1 nogil:
         d.st = S_SYNC
         d.lost = True
         d.rbuf.n = 0
@@ -2156,7 +2251,7 @@ cdef class Engine:
         d.scan = 1 if nkeep else 0
         return 0
 
-    cdef int _on_header(self, Flow *fl, int side, Dir *d, long long frame, long long ts) except -1:
+    cdef int _on_header(self, Flow *fl, int side, Dir *d, long long frame, long long ts) except -1 nogil:
         cdef uint8_t keep[6]
         cdef int t = d.hbuf[0]
         cdef long long L = be32(d.hbuf + 2)
@@ -2204,13 +2299,28 @@ cdef class Engine:
                 self._end_body(fl, side, d, 0)
         return 0
 
-    cdef int _end_body(self, Flow *fl, int side, Dir *d, int flags) except -1:
+    cdef int _end_body(self, Flow *fl, int side, Dir *d, int flags) except -1 nogil:
         cdef int t = d.pdu_type
         cdef long long m
-        body = mkbytes(d.pbuf.p, d.pbuf.n)
+        cdef EvRec *r
         if fl.confirmed:
-            self._events.append((EV_PDU, fl.id, dir_of(fl, side), t, d.pdu_len, d.pdu_off,
-                                 d.f0, d.f1, d.t0, d.t1, body, PF_FINAL | flags))
+            r = self._ev(EV_PDU, 10)
+            r.v[0] = fl.id
+            r.v[1] = dir_of(fl, side)
+            r.v[2] = t
+            r.v[3] = d.pdu_len
+            r.v[4] = d.pdu_off
+            r.v[5] = d.f0
+            r.v[6] = d.f1
+            r.v[7] = d.t0
+            r.v[8] = d.t1
+            r.v[9] = PF_FINAL | flags
+            if d.pbuf.n:
+                r.mem = <uint8_t *>malloc(d.pbuf.n)
+                if r.mem == NULL:
+                    with gil: raise MemoryError()
+                memcpy(r.mem, d.pbuf.p, d.pbuf.n)
+                r.mlen = d.pbuf.n
         if (t == 1 or t == 2) and not flags:
             m = max_length(d.pbuf.p, d.pbuf.n) if d.pbuf.n else -1
             if m >= 0:
@@ -2220,7 +2330,7 @@ cdef class Engine:
         return 0
 
     cdef int _on_pdv_header(self, Flow *fl, int side, Dir *d, long long frame,
-                            long long ts) except -1:
+                            long long ts) except -1 nogil:
         cdef long long pl = be32(d.hbuf)
         cdef int ctx = d.hbuf[4]
         cdef int mch = d.hbuf[5]
@@ -2260,12 +2370,14 @@ cdef class Engine:
         return 0
 
     cdef Py_ssize_t _pdv_data(self, Flow *fl, int side, Dir *d, const uint8_t *data, Py_ssize_t i,
-                              Py_ssize_t n, long long frame, long long ts) except -1:
+                              Py_ssize_t n, long long frame, long long ts) except -1 nogil:
         """Hand out PDV value bytes: stored (up to the limit) into the piece's
-        bytes object, which is allocated at the piece's largest possible size."""
+        bytes object (or memory, without the GIL), allocated at the piece's
+        largest possible size."""
         cdef long long take = lmin(d.pdv_rem, n - i), k
         cdef long long cs = self.chunk_size
         cdef long long lim = d.store_limit
+        cdef bint ok
         d.f1 = lmax(d.f1, frame)
         d.t1 = lmax(d.t1, ts)
         while take > 0:
@@ -2273,15 +2385,23 @@ cdef class Engine:
                 k = lmin(take, cs - d.dlen)
                 if lim >= 0:
                     k = lmin(k, lim - d.pdv_pos)
-                if d.dobj == NULL:
+                if d.dcap == 0:
                     d.dcap = lmin(cs, d.pdv_rem)
                     if lim >= 0:
                         d.dcap = lmin(d.dcap, lim - d.pdv_pos)
-                    d.dobj = _new_bytes(NULL, d.dcap)
-                    if d.dobj == NULL:
+                    if self._threaded:
+                        d.dmem = <uint8_t *>malloc(d.dcap)
+                        ok = d.dmem != NULL
+                    else:
+                        d.dobj = _new_bytes_held(NULL, d.dcap)
+                        ok = d.dobj != NULL
+                    if not ok:
                         d.dcap = 0
-                        raise MemoryError()
-                memcpy(_bytes_str(d.dobj) + d.dlen, data + i, k)
+                        with gil: raise MemoryError()
+                if d.dmem != NULL:
+                    memcpy(d.dmem + d.dlen, data + i, k)
+                else:
+                    memcpy(_bytes_str(d.dobj) + d.dlen, data + i, k)
                 d.dlen += k
             else:
                 k = take
@@ -2297,33 +2417,42 @@ cdef class Engine:
             self._end_pdv(fl, side, d)
         return i
 
-    cdef int _cut_piece(self, Flow *fl, int side, Dir *d) except -1:
-        cdef PyObject *data = d.dobj
-        cdef PyObject **a
+    cdef int _cut_piece(self, Flow *fl, int side, Dir *d) except -1 nogil:
+        cdef EvRec *a
+        cdef EvRec *r
         cdef Py_ssize_t cap
-        if data == NULL:
-            data = <PyObject *>b""
-            Py_INCREF(b"")
-        elif d.dlen != d.dcap:  # cut short (a gap or the end): a right-sized copy
-            data = _new_bytes(_bytes_str(d.dobj), d.dlen)
-            if data == NULL:
-                raise MemoryError()
-            Py_XDECREF(d.dobj)
-        d.dobj = NULL
-        d.dcap = 0
-        data_obj = <object>data
-        Py_XDECREF(data)
-        piece = (d.pdv_ctx, d.pdv_mch, d.pdv_len, d.piece_off, d.pdv_pos - d.piece_off, data_obj)
         if d.pieces_n == d.pieces_cap:
             cap = d.pieces_cap * 2 if d.pieces_cap else 8
-            a = <PyObject **>realloc(d.pieces, cap * sizeof(PyObject *))
+            a = <EvRec *>realloc(d.pieces, cap * sizeof(EvRec))
             if a == NULL:
-                raise MemoryError()
+                with gil: raise MemoryError()
             d.pieces = a
             d.pieces_cap = cap
-        Py_INCREF(piece)
-        d.pieces[d.pieces_n] = <PyObject *>piece
+        r = &d.pieces[d.pieces_n]
+        r.kind = EV_PIECE
+        r.n = 5
+        r.v[0] = d.pdv_ctx
+        r.v[1] = d.pdv_mch
+        r.v[2] = d.pdv_len
+        r.v[3] = d.piece_off
+        r.v[4] = d.pdv_pos - d.piece_off
+        r.obj = NULL
+        r.mem = d.dmem  # (the bytes past dlen, if it was cut short, are not copied out)
+        r.mlen = d.dlen
+        if d.dobj != NULL:
+            if d.dlen == d.dcap:
+                r.obj = d.dobj
+            else:  # cut short (a gap or the end): a right-sized copy
+                r.obj = _new_bytes_held(_bytes_str(d.dobj), d.dlen)
+                _decref_held(d.dobj)
+                if r.obj == NULL:
+                    d.dobj = NULL
+                    d.dlen = d.dcap = 0
+                    with gil: raise MemoryError()
         d.pieces_n += 1
+        d.dobj = NULL
+        d.dmem = NULL
+        d.dcap = 0
         d.pieces_bytes += d.dlen
         d.piece_off = d.pdv_pos
         d.dlen = 0
@@ -2331,23 +2460,35 @@ cdef class Engine:
             self._flush_pieces(fl, side, d, 0)
         return 0
 
-    cdef int _flush_pieces(self, Flow *fl, int side, Dir *d, int flags) except -1:
+    cdef int _flush_pieces(self, Flow *fl, int side, Dir *d, int flags) except -1 nogil:
         cdef Py_ssize_t k, n = d.pieces_n
+        cdef EvRec *r
         if fl.confirmed:
-            pieces = PyTuple_New(n)
+            r = self._ev(EV_PDATA, 13)
+            r.v[0] = fl.id
+            r.v[1] = dir_of(fl, side)
+            r.v[2] = 4
+            r.v[3] = d.pdu_len
+            r.v[4] = d.pdu_off
+            r.v[5] = d.f0
+            r.v[6] = d.f1
+            r.v[7] = d.t0
+            r.v[8] = d.t1
+            r.v[9] = flags
+            r.v[10] = self._frame + self._at_eof
+            r.v[11] = fl.last_frame
+            r.v[12] = n
             for k in range(n):
-                _tuple_set(pieces, k, d.pieces[k])  # the tuple takes our reference
+                r = self._ev(EV_PIECE, 5)
+                r[0] = d.pieces[k]  # the batch takes the bytes over
             d.pieces_n = 0
-            self._events.append((EV_PDATA, fl.id, dir_of(fl, side), 4, d.pdu_len, d.pdu_off,
-                                 d.f0, d.f1, d.t0, d.t1, pieces, flags,
-                                 self._frame + self._at_eof, fl.last_frame))
         else:
             dir_drop_pieces(d)
         d.pieces_n = 0
         d.pieces_bytes = 0
         return 0
 
-    cdef int _end_pdv(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _end_pdv(self, Flow *fl, int side, Dir *d) except -1 nogil:
         cdef int ctx
         self._cut_piece(fl, side, d)
         if not d.pdv_mch & 1:
@@ -2355,7 +2496,7 @@ cdef class Engine:
             if d.msg_off == NULL:
                 d.msg_off = <long long *>calloc(256, sizeof(long long))
                 if d.msg_off == NULL:
-                    raise MemoryError()
+                    with gil: raise MemoryError()
             if d.pdv_mch & 2:
                 d.msg_off[ctx] = 0
             else:
@@ -2368,12 +2509,12 @@ cdef class Engine:
             d.st = S_PDV_HDR
         return 0
 
-    cdef int _end_pdata(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _end_pdata(self, Flow *fl, int side, Dir *d) except -1 nogil:
         self._flush_pieces(fl, side, d, PF_FINAL | (PF_TRUNCATED if d.damaged else 0))
         d.st = S_HDR
         return 0
 
-    cdef int _skip_rest(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _skip_rest(self, Flow *fl, int side, Dir *d) except -1 nogil:
         d.damaged = True
         if d.pdu_rem == 0:
             self._end_pdata(fl, side, d)
@@ -2382,12 +2523,12 @@ cdef class Engine:
             d.skip_rem = d.pdu_rem
         return 0
 
-    cdef int _end_damaged(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _end_damaged(self, Flow *fl, int side, Dir *d) except -1 nogil:
         if d.pdu_type == 4:
             return self._end_pdata(fl, side, d)
         return self._end_body(fl, side, d, PF_TRUNCATED)
 
-    cdef int _abort_pdu(self, Flow *fl, int side, Dir *d) except -1:
+    cdef int _abort_pdu(self, Flow *fl, int side, Dir *d) except -1 nogil:
         """Hand out what arrived of the current PDU, marked truncated."""
         if d.pdu_type == 4:
             if d.st == S_PDV_DATA and (d.pdv_pos > d.piece_off or d.dlen):
@@ -2396,7 +2537,7 @@ cdef class Engine:
         return self._end_body(fl, side, d, PF_TRUNCATED)
 
     cdef int _fr_gap(self, Flow *fl, int side, Dir *d, long long size, long long frame,
-                     long long ts) except -1:
+                     long long ts) except -1 nogil:
         cdef int st = d.st
         cdef long long off = d.foff
         cdef bint resumed
@@ -2461,12 +2602,20 @@ cdef class Engine:
         return 0
 
     cdef int _gap_event(self, Flow *fl, int side, long long off, long long size, long long frame,
-                        long long ts, int resumed) except -1:
+                        long long ts, int resumed) except -1 nogil:
+        cdef EvRec *r
         if fl.confirmed:
-            self._events.append((EV_GAP, fl.id, dir_of(fl, side), off, size, frame, ts, resumed))
+            r = self._ev(EV_GAP, 7)
+            r.v[0] = fl.id
+            r.v[1] = dir_of(fl, side)
+            r.v[2] = off
+            r.v[3] = size
+            r.v[4] = frame
+            r.v[5] = ts
+            r.v[6] = resumed
         return 0
 
-    cdef int _fr_eof(self, Flow *fl, int side, Dir *d, long long frame, long long ts) except -1:
+    cdef int _fr_eof(self, Flow *fl, int side, Dir *d, long long frame, long long ts) except -1 nogil:
         cdef int st = d.st
         cdef long long left
         if st == S_HDR and d.hlen:
@@ -2483,7 +2632,109 @@ cdef class Engine:
         return 0
 
 
-cdef long long ts_ng(uint64_t t, int resol, bint pow2, long long tsoff) noexcept:
+# ============================================== events: records -> tuples
+cdef inline object _rec_bytes(EvRec *r):
+    """The record's bytes as a bytes object; the record no longer owns them."""
+    cdef PyObject *o = r.obj
+    if o != NULL:
+        r.obj = NULL
+        out = <object>o  # a reference of our own...
+        Py_XDECREF(o)  # ...so the record's goes
+        return out
+    if r.mem == NULL:
+        return b""
+    out = mkbytes(r.mem, r.mlen)
+    free(r.mem)
+    r.mem = NULL
+    return out
+
+
+cdef list engine_events(EvBatch *batch):
+    cdef list out = []
+    cdef Py_ssize_t k = 0, j, m
+    cdef EvRec *r
+    cdef long long *v
+    if batch == NULL:
+        return out
+    try:
+        while k < batch.n:
+            r = &batch.recs[k]
+            v = r.v
+            k += 1
+            if r.kind == EV_PDATA:
+                m = v[12]
+                pieces = PyTuple_New(m)
+                for j in range(m):
+                    p = &batch.recs[k + j]
+                    data = _rec_bytes(p)
+                    piece = (p.v[0], p.v[1], p.v[2], p.v[3], p.v[4], data)
+                    Py_INCREF(piece)
+                    _tuple_set(pieces, j, <PyObject *>piece)  # the tuple takes this reference
+                k += m
+                out.append((EV_PDATA, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+                            pieces, v[9], v[10], v[11]))
+            elif r.kind == EV_EXPERT:
+                out.append((EV_EXPERT, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]))
+            elif r.kind == EV_PDU:
+                out.append((EV_PDU, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+                            _rec_bytes(r), v[9]))
+            elif r.kind == EV_GAP:
+                out.append((EV_GAP, v[0], v[1], v[2], v[3], v[4], v[5], v[6]))
+            elif r.kind == EV_FLOW:
+                out.append((EV_FLOW, v[0], v[1], v[2], format_ip(v[8], <uint8_t *>&v[9]), v[3],
+                            format_ip(v[8], <uint8_t *>&v[11]), v[4], v[5], v[6], v[7]))
+            elif r.kind == EV_FLOW_END:
+                out.append((EV_FLOW_END, v[0], v[1], v[2], v[3],
+                            (v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11])))
+            elif r.kind == EV_TCP_ATTEMPT:
+                out.append((EV_TCP_ATTEMPT, v[0], v[1], format_ip(v[5], <uint8_t *>&v[6]), v[2],
+                            format_ip(v[5], <uint8_t *>&v[8]), v[3], v[4]))
+            else:  # pragma: no cover - every kind is above
+                raise AssertionError(f"unknown event record {r.kind}")
+    finally:
+        batch_free(batch)
+    return out
+
+
+cdef void batch_free(EvBatch *batch) noexcept nogil:
+    cdef Py_ssize_t k
+    if batch == NULL:
+        return
+    for k in range(batch.n):
+        rec_free(&batch.recs[k])
+    free(batch.recs)
+    free(batch)
+
+
+cdef int engine_attach(object engine) except -1:
+    cdef Engine e = <Engine?>engine
+    if e._attached:
+        raise RuntimeError("this engine is already walked by a reading thread")
+    if e._finished:
+        raise ValueError("the engine has finished")
+    if e._fed and not e._threaded:
+        # pieces begun under the GIL are bytes objects, which the walk without it cannot keep
+        raise ValueError("an engine fed by feed() cannot be walked by a reading thread")
+    e._attached = True
+    e._threaded = True
+    return 0
+
+
+cdef void engine_detach(object engine) noexcept:
+    (<Engine>engine)._attached = False
+
+
+cdef int engine_walk(void *engine, const uint8_t *data, Py_ssize_t n) except -1 nogil:
+    return (<Engine>engine)._walk(data, n)
+
+
+cdef EvBatch *engine_take_events(void *engine) noexcept nogil:
+    cdef EvBatch *b = (<Engine>engine)._batch
+    (<Engine>engine)._batch = NULL
+    return b
+
+
+cdef long long ts_ng(uint64_t t, int resol, bint pow2, long long tsoff) noexcept nogil:
     """pcapng timestamp units to ns, saturated to int64 (as the twin's ``_ts_ng``)."""
     cdef i128 ns
     cdef uint64_t div = 1

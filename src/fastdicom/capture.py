@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import _pyfilereader, core
@@ -122,14 +123,13 @@ def read_ahead_default() -> bool:
     return not core.PURE_PYTHON and usable_cpus() >= 2
 
 
-def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool | None = None):
-    """Yield the capture's bytes in chunks: memoryviews of reused buffers,
-    each released once the consumer is done with it.  ``read_ahead``: read
-    regular files on a native thread ahead of the consumer (None: when
-    ``read_ahead_default()``)."""
+@contextmanager
+def _opened(name: str, info: CaptureInfo):
+    """The capture opened: ``(file, regular)``, where a regular file is an
+    uncompressed one on disk, positioned at its start (``-``: standard
+    input, not regular; gzip is recognised by its content)."""
     if name == "-":
-        raw = sys.stdin.buffer
-        yield from _stream_chunks(raw, info, chunk)
+        yield sys.stdin.buffer, False
         return
     try:
         f = open(name, "rb")
@@ -142,9 +142,9 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool |
             head = f.read(2)
         except OSError as exc:
             raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+        f.seek(0)
         if head == GZIP_MAGIC or not os.path.isfile(name) or info.size == 0:
-            f.seek(0)
-            yield from _stream_chunks(f, info, chunk)
+            yield f, False
             return
         # read(2) into reused buffers, not mmap: on the virtual machines we
         # measured, mapping the page cache in (fault-around) and out again
@@ -154,16 +154,32 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool |
         # a second CPU the copy runs on a thread of its own, ahead of the walk
         raw = f.raw
         raw.seek(0)  # the raw file itself (the buffered reader read ahead)
+        yield raw, True
+
+
+def _read_chunk(name: str, call):
+    try:
+        return call()
+    except OSError as exc:
+        raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+
+
+def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool | None = None):
+    """Yield the capture's bytes in chunks: memoryviews of reused buffers,
+    each released once the consumer is done with it.  ``read_ahead``: read
+    regular files on a native thread ahead of the consumer (None: when
+    ``read_ahead_default()``)."""
+    with _opened(name, info) as (f, regular):
+        if not regular:
+            yield from _stream_chunks(f, info, chunk)
+            return
         if read_ahead is None:
             read_ahead = read_ahead_default()
         size = min(READ_CHUNK, max(info.size, 1))
-        reader = (_reader if read_ahead else _pyfilereader).ReadAhead(raw.fileno(), size, READ_AHEAD_DEPTH)
-        try:
+        impl = _reader if read_ahead else _pyfilereader
+        with impl.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH) as reader:
             while True:
-                try:
-                    part = reader.next_chunk()
-                except OSError as exc:
-                    raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+                part = _read_chunk(name, reader.next_chunk)
                 if part is None:
                     break
                 info.read_bytes += len(part)
@@ -171,8 +187,37 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool |
                     yield part
                 finally:
                     part.release()  # a consumer must not keep it: the buffer is read into again
-        finally:
-            reader.close()
+
+
+def _events(name: str, info: CaptureInfo, engine, read_ahead: bool | None = None):
+    """Yield the lists of events ``engine`` emits as the capture's bytes go
+    through it.  A regular file read ahead (``read_ahead`` as for
+    ``_chunks``) is also walked through the engine on the reading thread:
+    the record walk, TCP ordering and PDU framing leave this thread too, which
+    only makes the event tuples.  Anything else is fed here."""
+    if read_ahead is None:
+        read_ahead = read_ahead_default()
+    if not read_ahead or core.PURE_PYTHON:
+        yield from _fed(engine, _chunks(name, info, read_ahead=False))
+        return
+    with _opened(name, info) as (f, regular):
+        if not regular:
+            yield from _fed(engine, _stream_chunks(f, info, CHUNK))
+            return
+        size = min(READ_CHUNK, max(info.size, 1))
+        with _reader.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH, engine=engine) as reader:
+            while True:
+                got = _read_chunk(name, reader.next_events)
+                if got is None:
+                    return
+                info.read_bytes += got[0]
+                yield got[1]
+
+
+def _fed(engine, parts):
+    for part in parts:
+        engine.feed(part)
+        yield engine.pop_events()
 
 
 def _stream_chunks(raw, info: CaptureInfo, chunk: int):
@@ -237,28 +282,29 @@ class _Prepend:
 
 
 def feed_capture(k: int, name: str, chunks, decoder: Decoder, options: EngineOptions,
-                 partition=(0, 1)):
+                 partition=(0, 1), events=None):
     """Feed one capture through a fresh engine into ``decoder``.  ``chunks(info)``
-    yields its bytes.  A generator: yields the CaptureInfo after each chunk (its
-    ``read_bytes`` grows), and once more when the capture is done."""
+    yields its bytes; or ``events(info, engine)`` yields the lists of events
+    that engine emits for them (``_events``).  A generator: yields the
+    CaptureInfo after each chunk (its ``read_bytes`` grows), and once more
+    when the capture is done."""
     info = CaptureInfo(name)
     if hasattr(decoder, "set_limits"):
         decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
     decoder.begin_capture(k, name)
     engine = options.engine(partition)
     t0 = time.perf_counter()
-    feed, pop, dfeed = engine.feed, engine.pop_events, decoder.feed
+    dfeed = decoder.feed
     try:
-        for part in chunks(info):
-            feed(part)
-            dfeed(pop())
+        for evs in (events(info, engine) if events is not None else _fed(engine, chunks(info))):
+            dfeed(evs)
             yield info
         engine.finish()
     except CaptureFormatError as exc:
         raise CaptureFormatError(f"{name}: {exc}") from None
     if info.error and hasattr(decoder, "report"):
         decoder.report("capture.gzip", why=info.error)
-    dfeed(pop())
+    dfeed(engine.pop_events())
     info.seconds = time.perf_counter() - t0
     info.stats = engine.stats()
     decoder.end_capture(info)
@@ -274,8 +320,8 @@ def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=
     infos = []
     for k, name in enumerate(names):
         info = None
-        chunks = lambda i, n=name: _chunks(n, i, read_ahead=read_ahead)  # noqa: E731
-        for info in feed_capture(k, name, chunks, decoder, options, partition):
+        events = lambda i, e, n=name: _events(n, i, e, read_ahead=read_ahead)  # noqa: E731
+        for info in feed_capture(k, name, None, decoder, options, partition, events=events):
             if progress is not None:
                 progress(info)
         infos.append(info)
