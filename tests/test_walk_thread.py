@@ -6,6 +6,7 @@ handed back at the end."""
 
 import os
 import random
+import time
 
 import pytest
 
@@ -168,3 +169,31 @@ def test_capture_run_walks_on_the_thread_or_feeds(monkeypatch, read_ahead):
          for t in ref.objects]
     assert len(dec.associations) == len(ref.associations) > 0
     assert sum(t.hasher is not None for t in dec.objects) > 0  # whole data sets, hashed
+
+
+@pytest.mark.parametrize("share", ["exact", "one-chunk", "slow-consumer", "from-offset"])
+def test_reading_shared_by_both_threads(tmp_path, share):
+    """Whichever thread reads a chunk (pread at its offset), the walk sees
+    the file's bytes in order: a file of exactly one chunk (the end is a
+    read of nothing), a file within one chunk, a consumer so slow that
+    the walking thread reads everything, a descriptor not at the file's start."""
+    data = (DATA / "real" / "multi_pdv.pcap").read_bytes()
+    expect = fed(data)
+    size = {"exact": len(data), "one-chunk": len(data) + 5}.get(share, 3000)
+    p = tmp_path / "c.pcap"
+    prefix = b"x" * 777 if share == "from-offset" else b""
+    p.write_bytes(prefix + data)
+    eng = _core.Engine()
+    events = []
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.lseek(fd, len(prefix), os.SEEK_SET)
+        with _filereader.ReadAhead(fd, size, 2, engine=eng) as r:
+            while (got := r.next_events()) is not None:
+                if share == "slow-consumer":
+                    time.sleep(0.002)
+                events += got[1]
+    finally:
+        os.close(fd)
+    eng.finish()
+    assert (events + eng.pop_events(), eng.stats()) == expect

@@ -24,11 +24,14 @@ Given a core ``Engine``, the thread also walks each chunk through it as soon
 as it is read, still without the GIL (``_core.engine_walk``), so that the
 record walk, TCP ordering and PDU framing leave the decoding thread as well;
 ``next_events()`` then hands out the events of a chunk, up to ``depth``
-chunks behind the thread, and the decoding thread only makes their tuples::
+chunks behind the thread, and the decoding thread only makes their tuples.
+The reading (pread(2) at each chunk's offset) is shared: the decoding
+thread reads the next chunks itself instead of waiting idle for events::
 
-    reader thread (no GIL)                    decoding thread (GIL)
-    read(2), walk: a batch of C records -->   next_events(): (bytes, [tuples])
-    waits while depth batches wait      <--   the batch is taken
+    walking thread (no GIL)                   decoding thread (GIL)
+    walk chunk j in order: a batch of C  -->  next_events(): (bytes, [tuples])
+    records; read chunk j first unless        while none is ready: read the next
+    the other thread has claimed it     <--   unclaimed chunk (GIL released)
 
 What the walk raises (a capture that is not one, memory) is raised by the
 ``next_events()`` call that would have returned its events.  The thread
@@ -51,7 +54,13 @@ IMPLEMENTATION = "cython"
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t read(int, void *, size_t)
+    ssize_t pread(int, void *, size_t, long long)
+    long long lseek(int, long long, int)
     int getpid()
+    enum: SEEK_CUR
+
+cdef extern from "<limits.h>":
+    enum: LLONG_MAX
 
 from fastdicom._pthread cimport (
     pthread_cond_destroy, pthread_cond_init, pthread_cond_signal, pthread_cond_t, pthread_cond_wait,
@@ -60,6 +69,11 @@ from fastdicom._pthread cimport (
 )
 
 DEF MAX_DEPTH = 64
+
+cdef enum:
+    SLOT_FREE = 0
+    SLOT_READING = 1
+    SLOT_READ = 2
 
 
 cdef struct State:
@@ -72,10 +86,18 @@ cdef struct State:
     long long handed_back  # chunks the decoding thread is done with
     int error  # errno of the failed read
     bint stop
+    # with an engine (see _walk_chunks)
     void *engine  # the Engine that walks each chunk (NULL: none); the ReadAhead holds it
-    EvBatch *batches[MAX_DEPTH]  # with an engine: the events of each chunk
-    long long walking  # with an engine: the chunk being read and walked
+    EvBatch *batches[MAX_DEPTH]  # the events of each chunk walked, until taken
+    long long walking  # the chunk being walked
     PyObject *exc  # what the walk raised (owned)
+    long long start  # file offset of chunk 0
+    long long claimed  # chunks claimed for reading, by either thread, in order
+    long long freed  # chunks walked: their buffers can be read into again
+    long long end_at  # the first chunk read short: the last one (LLONG_MAX: none yet)
+    int slot_state[MAX_DEPTH]  # per buffer: SLOT_FREE, SLOT_READING or SLOT_READ
+    ssize_t slot_len[MAX_DEPTH]  # bytes read (-1: the read failed)
+    int slot_errno[MAX_DEPTH]
     pthread_mutex_t lock
     pthread_cond_t filled_cond  # a chunk was read (or the reader ended)
     pthread_cond_t free_cond  # a buffer was handed back (or stop)
@@ -133,40 +155,89 @@ cdef void _walk_ahead_held(State *s) noexcept:
             pthread_mutex_unlock(&s.lock)
 
 
+cdef bint _claim(State *s, long long *j) noexcept nogil:
+    """Claim the next chunk for reading, if its buffer is free (lock held)."""
+    if s.claimed > s.end_at or s.claimed >= s.freed + s.depth:
+        return False
+    j[0] = s.claimed
+    s.slot_state[s.claimed % s.depth] = SLOT_READING
+    s.claimed += 1
+    return True
+
+
+cdef void _read_claimed(State *s, long long j) noexcept nogil:
+    """Read chunk ``j`` into its buffer (lock not held), then note it (taken)."""
+    cdef int k = <int>(j % s.depth)
+    cdef size_t got = 0
+    cdef ssize_t n = 0
+    cdef int err = 0
+    while got < s.size:  # short only at the end of the file
+        n = pread(s.fd, s.bufs[k] + got, s.size - got, s.start + j * <long long>s.size + got)
+        if n > 0:
+            got += n
+        elif n == 0 or errno != EINTR:
+            if n < 0:
+                err = errno
+            break
+    pthread_mutex_lock(&s.lock)
+    s.slot_len[k] = -1 if n < 0 else <ssize_t>got
+    s.slot_errno[k] = err
+    s.slot_state[k] = SLOT_READ
+    if n < 0 or got < s.size:
+        s.end_at = min(s.end_at, j)
+    pthread_cond_signal(&s.free_cond)  # the walker may wait for this chunk
+
+
 cdef int _walk_chunks(State *s) except -1 nogil:
-    cdef long long i = 0
+    """Walk the chunks in order.  Either thread reads a chunk: this one when
+    it comes to a chunk nobody has claimed, the decoding thread while it
+    would otherwise wait for events (``next_events``), so that the reading
+    (a copy out of the page cache, as long as the walk itself) is shared by
+    whichever thread is free."""
+    cdef long long j = 0, c
     cdef ssize_t n
-    cdef int k
+    cdef int k, err
     cdef EvBatch *batch
+    cdef bint ended = False
     while True:
+        k = <int>(j % s.depth)
         pthread_mutex_lock(&s.lock)
-        while not s.stop and i - s.handed_back >= s.depth:
-            pthread_cond_wait(&s.free_cond, &s.lock)
-        if s.stop:
-            pthread_mutex_unlock(&s.lock)
-            return 0
-        pthread_mutex_unlock(&s.lock)
-        s.walking = i
-        while True:  # one buffer: it is walked before the next read
-            n = read(s.fd, s.bufs[0], s.size)
-            if n >= 0 or errno != EINTR:
+        while True:
+            if s.stop:
+                pthread_mutex_unlock(&s.lock)
+                return 0
+            if j - s.handed_back >= s.depth:  # as many batches as buffers wait to be taken
+                pthread_cond_wait(&s.free_cond, &s.lock)
+            elif ended or s.slot_state[k] == SLOT_READ:
                 break
+            elif s.claimed == j and _claim(s, &c):
+                pthread_mutex_unlock(&s.lock)
+                _read_claimed(s, j)  # returns with the lock held
+                break
+            else:  # the decoding thread reads it
+                pthread_cond_wait(&s.free_cond, &s.lock)
+        n = 0 if ended else s.slot_len[k]
+        err = s.slot_errno[k]
+        s.walking = j
+        pthread_mutex_unlock(&s.lock)
         batch = NULL
         if n > 0:
-            engine_walk(s.engine, <const uint8_t *>s.bufs[0], n)
+            engine_walk(s.engine, <const uint8_t *>s.bufs[k], n)
             batch = engine_take_events(s.engine)
-        k = <int>(i % s.depth)
         pthread_mutex_lock(&s.lock)
+        s.slot_state[k] = SLOT_FREE
+        s.freed = j + 1
         s.lens[k] = n
         s.batches[k] = batch
         if n < 0:
-            s.error = errno
-        s.filled = i + 1
+            s.error = err
+        s.filled = j + 1
         pthread_cond_signal(&s.filled_cond)
         pthread_mutex_unlock(&s.lock)
-        if n <= 0:
+        if n <= 0:  # the end of the file (marked after a short chunk), or an error
             return 0
-        i += 1
+        ended = n < <ssize_t>s.size
+        j += 1
 
 
 cdef class ReadAhead:
@@ -194,10 +265,14 @@ cdef class ReadAhead:
         self.s.depth = depth
         self.s.size = size
         cdef int k
-        # with an engine, one buffer: each chunk is walked before the next is read
-        self.buffers = [bytearray(size) for _ in range(depth if engine is None else 1)]
-        for k in range(len(self.buffers)):
+        self.buffers = [bytearray(size) for _ in range(depth)]
+        for k in range(depth):
             self.s.bufs[k] = PyByteArray_AS_STRING(self.buffers[k])
+        self.s.end_at = LLONG_MAX
+        if engine is not None:
+            self.s.start = lseek(fd, 0, SEEK_CUR)
+            if self.s.start < 0:
+                self.s.start = 0
         pthread_mutex_init(&self.s.lock, NULL)
         pthread_cond_init(&self.s.filled_cond, NULL)
         pthread_cond_init(&self.s.free_cond, NULL)
@@ -244,13 +319,18 @@ cdef class ReadAhead:
         cdef long long i = self.next_index
         cdef ssize_t n
         cdef EvBatch *batch
+        cdef long long j
         self._check_usable()
         if self.engine is None:
             raise ValueError("this reader walks no engine: use next_chunk()")
         with nogil:
             pthread_mutex_lock(&s.lock)
             while s.filled <= i:
-                pthread_cond_wait(&s.filled_cond, &s.lock)
+                if not s.stop and _claim(s, &j):  # rather than wait: read a chunk ahead
+                    pthread_mutex_unlock(&s.lock)
+                    _read_claimed(s, j)  # returns with the lock held
+                else:
+                    pthread_cond_wait(&s.filled_cond, &s.lock)
             n = s.lens[i % s.depth]
             batch = s.batches[i % s.depth]
             s.batches[i % s.depth] = NULL
