@@ -197,3 +197,42 @@ def test_reading_shared_by_both_threads(tmp_path, share):
         os.close(fd)
     eng.finish()
     assert (events + eng.pop_events(), eng.stats()) == expect
+
+
+def test_a_capture_walked_ahead_is_taken_over_by_run(tmp_path):
+    """``walk_ahead`` starts the walk before the decoder exists (the CLI's
+    summary does, while it imports); ``run(started=...)`` goes on from there
+    with the same result; what cannot be walked ahead gives None; errors are
+    those of a plain run."""
+    path = str(DATA / "real" / "concurrent.pcap")
+    opts = capture.EngineOptions(data_limit=65536)
+
+    def result(started=None):
+        dec = Decoder([], hash_data=False)
+        infos = capture.run([path, path], dec, opts, read_ahead=True, started=started)
+        return ([(t.sop_instance_uid, t.length, t.frame_last) for t in dec.objects],
+                [(i.name, i.read_bytes, i.stats) for i in infos], dec.pdu_count)
+
+    started = capture.walk_ahead(path, opts, read_ahead=True)
+    if core.PURE_PYTHON:
+        assert started is None
+        return
+    assert started.name == path and started.options == opts
+    assert result(started) == result() and result()[2] > 0
+    assert capture.walk_ahead(path, opts, read_ahead=False) is None
+    gz = tmp_path / "c.pcap.gz"
+    gz.write_bytes(__import__("gzip").compress((DATA / "real" / "concurrent.pcap").read_bytes()))
+    assert capture.walk_ahead(str(gz), opts, read_ahead=True) is None
+    with pytest.raises(capture.CaptureReadError):
+        capture.walk_ahead(str(tmp_path / "missing.pcap"), opts, read_ahead=True)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(range(64)))
+    started = capture.walk_ahead(str(bad), opts, read_ahead=True)
+    with pytest.raises(CaptureFormatError, match="bad.pcap: not a pcap"):
+        capture.run([str(bad)], Decoder([]), opts, read_ahead=True, started=started)
+    # started and never run: closing ends its thread
+    before = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    started = capture.walk_ahead(path, opts, read_ahead=True)
+    started.close()
+    if before is not None:
+        assert len(os.listdir("/proc/self/task")) == before

@@ -358,3 +358,4 @@ cdef int engine_walk(void *engine, const uint8_t *data, Py_ssize_t n) except -1 
 cdef EvBatch *engine_take_events(void *engine) noexcept nogil
 cdef list engine_events(EvBatch *batch)
 cdef void batch_free(EvBatch *batch) noexcept nogil
+cdef Py_ssize_t batch_bytes(EvBatch *batch) noexcept nogil

@@ -2706,6 +2706,17 @@ cdef void batch_free(EvBatch *batch) noexcept nogil:
     free(batch)
 
 
+cdef Py_ssize_t batch_bytes(EvBatch *batch) noexcept nogil:
+    """The memory a batch holds: its records and their bytes."""
+    cdef Py_ssize_t k, total
+    if batch == NULL:
+        return 0
+    total = sizeof(EvBatch) + batch.cap * sizeof(EvRec)
+    for k in range(batch.n):
+        total += batch.recs[k].mlen
+    return total
+
+
 cdef int engine_attach(object engine) except -1:
     cdef Engine e = <Engine?>engine
     if e._attached:

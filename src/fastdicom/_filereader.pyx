@@ -45,7 +45,8 @@ from libc.stdint cimport uint8_t
 from libc.stdlib cimport calloc, free
 
 from fastdicom._core cimport (
-    EvBatch, batch_free, engine_attach, engine_detach, engine_events, engine_take_events, engine_walk,
+    EvBatch, batch_bytes, batch_free, engine_attach, engine_detach, engine_events, engine_take_events,
+    engine_walk,
 )
 
 import os
@@ -69,6 +70,7 @@ from fastdicom._pthread cimport (
 )
 
 DEF MAX_DEPTH = 64
+DEF MAX_QUEUE = 1024  # batches of events walked ahead of the decoding thread
 
 cdef enum:
     SLOT_FREE = 0
@@ -81,14 +83,18 @@ cdef struct State:
     int depth
     size_t size
     char *bufs[MAX_DEPTH]
-    ssize_t lens[MAX_DEPTH]  # bytes read into each buffer; -1: the read failed; -2: the walk raised
+    ssize_t lens[MAX_DEPTH]  # bytes read into each buffer; -1: the read failed
     long long filled  # chunks read (the reader's count)
     long long handed_back  # chunks the decoding thread is done with
     int error  # errno of the failed read
     bint stop
     # with an engine (see _walk_chunks)
     void *engine  # the Engine that walks each chunk (NULL: none); the ReadAhead holds it
-    EvBatch *batches[MAX_DEPTH]  # the events of each chunk walked, until taken
+    EvBatch *batches[MAX_QUEUE]  # the events of each chunk walked, until taken
+    ssize_t qlens[MAX_QUEUE]  # its bytes of capture (-1: the read failed, -2: the walk raised)
+    Py_ssize_t qsize[MAX_QUEUE]  # the memory its batch holds
+    Py_ssize_t queued  # memory held by the batches not yet taken
+    Py_ssize_t queue_bytes  # ... up to this much (one batch at least)
     long long walking  # the chunk being walked
     PyObject *exc  # what the walk raised (owned)
     long long start  # file offset of chunk 0
@@ -149,7 +155,7 @@ cdef void _walk_ahead_held(State *s) noexcept:
         s.exc = <PyObject *>exc
         with nogil:
             pthread_mutex_lock(&s.lock)
-            s.lens[s.walking % s.depth] = -2
+            s.qlens[s.walking % MAX_QUEUE] = -2
             s.filled = s.walking + 1
             pthread_cond_signal(&s.filled_cond)
             pthread_mutex_unlock(&s.lock)
@@ -196,18 +202,20 @@ cdef int _walk_chunks(State *s) except -1 nogil:
     whichever thread is free."""
     cdef long long j = 0, c
     cdef ssize_t n
-    cdef int k, err
+    cdef int k, q, err
     cdef EvBatch *batch
+    cdef Py_ssize_t held
     cdef bint ended = False
     while True:
         k = <int>(j % s.depth)
+        q = <int>(j % MAX_QUEUE)
         pthread_mutex_lock(&s.lock)
         while True:
             if s.stop:
                 pthread_mutex_unlock(&s.lock)
                 return 0
-            if j - s.handed_back >= s.depth:  # as many batches as buffers wait to be taken
-                pthread_cond_wait(&s.free_cond, &s.lock)
+            if j > s.handed_back and (j - s.handed_back >= MAX_QUEUE or s.queued >= s.queue_bytes):
+                pthread_cond_wait(&s.free_cond, &s.lock)  # enough events wait to be taken
             elif ended or s.slot_state[k] == SLOT_READ:
                 break
             elif s.claimed == j and _claim(s, &c):
@@ -221,14 +229,18 @@ cdef int _walk_chunks(State *s) except -1 nogil:
         s.walking = j
         pthread_mutex_unlock(&s.lock)
         batch = NULL
+        held = 0
         if n > 0:
             engine_walk(s.engine, <const uint8_t *>s.bufs[k], n)
             batch = engine_take_events(s.engine)
+            held = batch_bytes(batch)
         pthread_mutex_lock(&s.lock)
         s.slot_state[k] = SLOT_FREE
         s.freed = j + 1
-        s.lens[k] = n
-        s.batches[k] = batch
+        s.qlens[q] = n
+        s.batches[q] = batch
+        s.qsize[q] = held
+        s.queued += held
         if n < 0:
             s.error = err
         s.filled = j + 1
@@ -254,7 +266,8 @@ cdef class ReadAhead:
     cdef int pid  # the process whose thread reads (a forked child has none)
     cdef object engine
 
-    def __cinit__(self, int fd, size_t size=1 << 20, int depth=4, engine=None):
+    def __cinit__(self, int fd, size_t size=1 << 20, int depth=4, engine=None,
+                  Py_ssize_t queue_bytes=32 << 20):
         if size < 1 or not 2 <= depth <= MAX_DEPTH:
             raise ValueError(f"need size >= 1 and 2 <= depth <= {MAX_DEPTH}")
         self.s = <State *>calloc(1, sizeof(State))
@@ -269,6 +282,7 @@ cdef class ReadAhead:
         for k in range(depth):
             self.s.bufs[k] = PyByteArray_AS_STRING(self.buffers[k])
         self.s.end_at = LLONG_MAX
+        self.s.queue_bytes = queue_bytes
         if engine is not None:
             self.s.start = lseek(fd, 0, SEEK_CUR)
             if self.s.start < 0:
@@ -331,9 +345,10 @@ cdef class ReadAhead:
                     _read_claimed(s, j)  # returns with the lock held
                 else:
                     pthread_cond_wait(&s.filled_cond, &s.lock)
-            n = s.lens[i % s.depth]
-            batch = s.batches[i % s.depth]
-            s.batches[i % s.depth] = NULL
+            n = s.qlens[i % MAX_QUEUE]
+            batch = s.batches[i % MAX_QUEUE]
+            s.batches[i % MAX_QUEUE] = NULL
+            s.queued -= s.qsize[i % MAX_QUEUE]
             s.handed_back = i + 1  # the thread may go on: the events are ours now
             pthread_cond_signal(&s.free_cond)
             pthread_mutex_unlock(&s.lock)
@@ -375,7 +390,7 @@ cdef class ReadAhead:
         cdef int k
         if self.engine is None:
             return
-        for k in range(self.s.depth):
+        for k in range(MAX_QUEUE):
             batch_free(self.s.batches[k])
             self.s.batches[k] = NULL
         engine_detach(self.engine)

@@ -16,13 +16,15 @@ import os
 import sys
 import time
 import zlib
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
 
 from . import _pyfilereader, core
 from . import limits as dataset_limits
-from .decoder import Decoder
 from .errors import CaptureFormatError, FastDicomError
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs 3.5 ms at start-up)
+if TYPE_CHECKING:  # the decoder is imported by whoever makes one: capture files can be walked before
+    from .decoder import Decoder
 
 if core.PURE_PYTHON:
     _reader = _pyfilereader
@@ -46,21 +48,40 @@ class CaptureReadError(FastDicomError):
     """A capture file could not be opened or read."""
 
 
-@dataclass
-class EngineOptions:
+class _Record:
+    """A plain record with keyword fields, equality and a repr (what
+    dataclasses would give, without importing them, and inspect with them,
+    before a capture can start being walked: about 8 ms of start-up)."""
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.__dict__ == self.__dict__
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+
+class EngineOptions(_Record):
     """Options shared by every command: the core's (see ``_pycore.Engine``) and
     the bounds of data set decoding.  Every bound is in SECURITY.md with its
     CLI option; when one is hit an expert info says so and the rest goes on."""
 
-    ports: tuple = (104, 11112)
-    heuristic: bool = True
-    data_limit: int = 65536
-    ooo_budget: int = DEFAULT_MAX_OOO_BYTES  # --max-ooo-bytes
-    max_flows: int = DEFAULT_MAX_CONNECTIONS  # --max-connections
-    max_pdu: int = DEFAULT_MAX_PDU  # --max-pdu
-    max_assoc_pdu: int = 1 << 20
-    max_depth: int = DEFAULT_MAX_DEPTH  # --max-depth: sequence nesting when data sets are decoded
-    max_inflate: int = DEFAULT_MAX_INFLATE  # --max-inflate: bytes a deflated data set may inflate to
+    def __init__(self, ports: tuple = (104, 11112), heuristic: bool = True, data_limit: int = 65536,
+                 ooo_budget: int = DEFAULT_MAX_OOO_BYTES,  # --max-ooo-bytes
+                 max_flows: int = DEFAULT_MAX_CONNECTIONS,  # --max-connections
+                 max_pdu: int = DEFAULT_MAX_PDU,  # --max-pdu
+                 max_assoc_pdu: int = 1 << 20,
+                 max_depth: int = DEFAULT_MAX_DEPTH,  # --max-depth: sequence nesting when data sets are decoded
+                 max_inflate: int = DEFAULT_MAX_INFLATE,  # --max-inflate: bytes a deflated data set may inflate to
+                 ):
+        self.ports = ports
+        self.heuristic = heuristic
+        self.data_limit = data_limit
+        self.ooo_budget = ooo_budget
+        self.max_flows = max_flows
+        self.max_pdu = max_pdu
+        self.max_assoc_pdu = max_assoc_pdu
+        self.max_depth = max_depth
+        self.max_inflate = max_inflate
 
     def engine(self, partition=(0, 1)):
         return core.Engine(ports=self.ports, heuristic=self.heuristic, data_limit=self.data_limit,
@@ -69,17 +90,19 @@ class EngineOptions:
                            partition=partition)
 
 
-@dataclass
-class CaptureInfo:
+class CaptureInfo(_Record):
     """Facts about one input capture."""
 
-    name: str
-    size: int | None = None  # bytes on disk (None: a stream)
-    read_bytes: int = 0  # bytes of (decompressed) capture data consumed
-    compressed: bool = False
-    seconds: float = 0.0
-    stats: dict = field(default_factory=dict)
-    error: str | None = None
+    def __init__(self, name: str, size: int | None = None, read_bytes: int = 0,
+                 compressed: bool = False, seconds: float = 0.0, stats: dict | None = None,
+                 error: str | None = None):
+        self.name = name
+        self.size = size  # bytes on disk (None: a stream)
+        self.read_bytes = read_bytes  # bytes of (decompressed) capture data consumed
+        self.compressed = compressed
+        self.seconds = seconds
+        self.stats = {} if stats is None else stats
+        self.error = error
 
     def to_json(self) -> dict:
         # no timings here: the summary must be byte-identical from run to run
@@ -191,27 +214,89 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool |
 
 def _events(name: str, info: CaptureInfo, engine, read_ahead: bool | None = None):
     """Yield the lists of events ``engine`` emits as the capture's bytes go
-    through it.  A regular file read ahead (``read_ahead`` as for
-    ``_chunks``) is also walked through the engine on the reading thread:
-    the record walk, TCP ordering and PDU framing leave this thread too, which
-    only makes the event tuples.  Anything else is fed here."""
+    through it: walked on the reading thread (``start_walk``), or else fed here."""
+    walk = start_walk(name, info, engine, read_ahead)
+    if walk is None:
+        yield from _fed(engine, _chunks(name, info, read_ahead=False))
+    else:
+        yield from walk
+
+
+def start_walk(name: str, info: CaptureInfo, engine, read_ahead: bool | None = None):
+    """Open capture ``name`` and start walking it through ``engine`` on the
+    reading thread: the record walk, TCP ordering and PDU framing leave this
+    thread, which only makes the event tuples.  A ``FileWalk``, or None
+    where the bytes are to be fed on this thread instead: ``read_ahead``
+    false (None: ``read_ahead_default()``), standard input, gzip, not a
+    regular file."""
     if read_ahead is None:
         read_ahead = read_ahead_default()
     if not read_ahead or core.PURE_PYTHON:
-        yield from _fed(engine, _chunks(name, info, read_ahead=False))
-        return
-    with _opened(name, info) as (f, regular):
+        return None
+    stack = ExitStack()
+    try:
+        f, regular = stack.enter_context(_opened(name, info))
         if not regular:
-            yield from _fed(engine, _stream_chunks(f, info, CHUNK))
-            return
+            stack.close()
+            return None
         size = min(READ_CHUNK, max(info.size, 1))
-        with _reader.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH, engine=engine) as reader:
+        reader = stack.enter_context(_reader.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH, engine=engine))
+    except BaseException:
+        stack.close()
+        raise
+    return FileWalk(name, info, reader, stack)
+
+
+class FileWalk:
+    """A capture file being walked on the reading thread: iterating yields
+    the lists of events of each chunk, in order; the file and the thread are
+    closed at the end, or by ``close()``."""
+
+    def __init__(self, name, info, reader, stack):
+        self.name = name
+        self.info = info
+        self._reader = reader
+        self._stack = stack
+
+    def __iter__(self):
+        try:
             while True:
-                got = _read_chunk(name, reader.next_events)
+                got = _read_chunk(self.name, self._reader.next_events)
                 if got is None:
                     return
-                info.read_bytes += got[0]
+                self.info.read_bytes += got[0]
                 yield got[1]
+        finally:
+            self.close()
+
+    def close(self):
+        self._stack.close()
+
+
+class StartedCapture:
+    """A run's first capture, walked ahead (``walk_ahead``) while its decoder
+    and sinks are still being set up (their imports take longer than the
+    first hundreds of MB of a capture do): ``run(..., started=...)`` goes on
+    from there."""
+
+    def __init__(self, name: str, options: EngineOptions, info: CaptureInfo, engine, walk: FileWalk):
+        self.name = name
+        self.options = options
+        self.info = info
+        self.engine = engine
+        self.walk = walk
+
+    def close(self):
+        self.walk.close()
+
+
+def walk_ahead(name: str, options: EngineOptions, read_ahead: bool | None = None):
+    """Start walking capture ``name`` now (a ``StartedCapture``), or None
+    where it would not be walked on the reading thread (``start_walk``)."""
+    info = CaptureInfo(name)
+    engine = options.engine()
+    walk = start_walk(name, info, engine, read_ahead)
+    return None if walk is None else StartedCapture(name, options, info, engine, walk)
 
 
 def _fed(engine, parts):
@@ -282,21 +367,25 @@ class _Prepend:
 
 
 def feed_capture(k: int, name: str, chunks, decoder: Decoder, options: EngineOptions,
-                 partition=(0, 1), events=None):
+                 partition=(0, 1), events=None, started: StartedCapture | None = None):
     """Feed one capture through a fresh engine into ``decoder``.  ``chunks(info)``
     yields its bytes; or ``events(info, engine)`` yields the lists of events
-    that engine emits for them (``_events``).  A generator: yields the
-    CaptureInfo after each chunk (its ``read_bytes`` grows), and once more
-    when the capture is done."""
-    info = CaptureInfo(name)
+    that engine emits for them (``_events``); or ``started`` has begun
+    (``walk_ahead``).  A generator: yields the CaptureInfo after each chunk
+    (its ``read_bytes`` grows), and once more when the capture is done."""
+    if started is not None:
+        info, engine, source = started.info, started.engine, iter(started.walk)
+    else:
+        info = CaptureInfo(name)
+        engine = options.engine(partition)
+        source = events(info, engine) if events is not None else _fed(engine, chunks(info))
     if hasattr(decoder, "set_limits"):
         decoder.set_limits(max_depth=options.max_depth, max_inflate=options.max_inflate)
     decoder.begin_capture(k, name)
-    engine = options.engine(partition)
     t0 = time.perf_counter()
     dfeed = decoder.feed
     try:
-        for evs in (events(info, engine) if events is not None else _fed(engine, chunks(info))):
+        for evs in source:
             dfeed(evs)
             yield info
         engine.finish()
@@ -312,16 +401,20 @@ def feed_capture(k: int, name: str, chunks, decoder: Decoder, options: EngineOpt
 
 
 def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=None,
-        partition=(0, 1), read_ahead: bool | None = None) -> list[CaptureInfo]:
+        partition=(0, 1), read_ahead: bool | None = None,
+        started: StartedCapture | None = None) -> list[CaptureInfo]:
     """Analyse each capture in turn into ``decoder``.  Raises CaptureReadError
     (unreadable file) or CaptureFormatError (not a capture).  ``read_ahead``:
-    as ``_chunks``."""
+    as ``_chunks``; ``started``: the first capture, walked ahead with the
+    same ``options`` (``walk_ahead``)."""
     options = options or EngineOptions()
     infos = []
     for k, name in enumerate(names):
         info = None
         events = lambda i, e, n=name: _events(n, i, e, read_ahead=read_ahead)  # noqa: E731
-        for info in feed_capture(k, name, None, decoder, options, partition, events=events):
+        first = started if k == 0 and started is not None and partition == (0, 1) else None
+        for info in feed_capture(k, name, None, decoder, options, partition, events=events,
+                                 started=first):
             if progress is not None:
                 progress(info)
         infos.append(info)
@@ -355,6 +448,7 @@ def _init_worker(read):
 
 def _summary_worker(names, options, k, n, hash_data, read_ahead):
     from . import summary
+    from .decoder import Decoder
     sink = summary.SummarySink()
     dec = Decoder([sink], hash_data=hash_data)
     dec.drop_capture_level = k != 0  # worker 0 alone reports the file's own conditions

@@ -7,10 +7,12 @@ import json
 import os
 import sys
 
-from . import capture, summary
-from .decoder import Decoder
+from . import capture
 from .errors import FastDicomError
-from .expert import Severity
+
+# The decoder, the sinks and their tables are imported by the commands that
+# use them, not here: ``summary`` starts walking its capture first (about
+# 25 ms of imports, the time the reading thread takes for 100 MB of it).
 
 
 class UsageError(FastDicomError):
@@ -59,6 +61,7 @@ def compile_filter(args):
 def exit_status(args, decoder) -> int:
     if not args.fail_on:
         return 0
+    from .expert import Severity
     limit = Severity.parse(args.fail_on)
     return 1 if any(e.severity >= limit for e in decoder.expert) else 0
 
@@ -107,8 +110,9 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _analyse(args, sinks, data_limit=65536, read_ahead=None, **decoder_opts):
-    opts = engine_options(args, data_limit)
+def _analyse(args, sinks, data_limit=65536, read_ahead=None, started=None, **decoder_opts):
+    from .decoder import Decoder
+    opts = started.options if started is not None else engine_options(args, data_limit)
     dec = Decoder(sinks, **decoder_opts)
     for s in sinks:
         if hasattr(s, "bind"):
@@ -118,7 +122,8 @@ def _analyse(args, sinks, data_limit=65536, read_ahead=None, **decoder_opts):
         from .progress import Progress
         progress = Progress.maybe(args.captures)
     try:
-        infos = capture.run(args.captures, dec, opts, progress=progress, read_ahead=read_ahead)
+        infos = capture.run(args.captures, dec, opts, progress=progress, read_ahead=read_ahead,
+                            started=started)
     finally:
         if progress is not None:
             progress.close()
@@ -160,8 +165,22 @@ def summary_workers(args) -> tuple[int, bool]:
 
 
 def cmd_summary(args) -> int:
-    flt = compile_filter(args)
     workers, read_ahead = summary_workers(args)
+    data_limit = -1 if args.hash else max(0, args.head_bytes)
+    started = None
+    if workers == 1 and args.captures:
+        # the first capture is read and walked while the decoder is imported
+        started = capture.walk_ahead(args.captures[0], engine_options(args, data_limit), read_ahead)
+    try:
+        return _summary(args, workers, read_ahead, data_limit, started)
+    finally:
+        if started is not None:
+            started.close()
+
+
+def _summary(args, workers, read_ahead, data_limit, started) -> int:
+    from . import summary
+    flt = compile_filter(args)
     if workers > 1:
         from . import redact as R
         from .expert import Severity as _S
@@ -171,9 +190,8 @@ def cmd_summary(args) -> int:
 
             def progress():
                 return Progress.maybe(args.captures)
-        doc = capture.summary_parallel(
-            args.captures, engine_options(args, -1 if args.hash else max(0, args.head_bytes)),
-            workers, hash_data=args.hash, progress=progress, read_ahead=read_ahead)
+        doc = capture.summary_parallel(args.captures, engine_options(args, data_limit), workers,
+                                       hash_data=args.hash, progress=progress, read_ahead=read_ahead)
         if args.redact:
             doc = R.redact_document(doc)
         status = 0
@@ -188,8 +206,8 @@ def cmd_summary(args) -> int:
     if args.follow:
         follow = _FollowOperations(args, flt)
         sinks.append(follow)
-    dec, infos = _analyse(args, sinks, data_limit=-1 if args.hash else max(0, args.head_bytes),
-                          read_ahead=read_ahead, hash_data=args.hash)
+    dec, infos = _analyse(args, sinks, data_limit=data_limit, read_ahead=read_ahead, started=started,
+                          hash_data=args.hash)
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)
@@ -198,6 +216,7 @@ def cmd_summary(args) -> int:
 
 
 def _write_summary(args, doc, flt):
+    from . import summary
     if flt is not None:
         doc = flt.select_summary(doc)
     with output(args.output) as out:
@@ -220,6 +239,7 @@ class _FollowOperations:
         self.flt = flt
 
     def on_operation(self, op):
+        from . import summary
         d = summary.operation_json(op)
         d["association"] = op.association.id
         if self.flt is not None:
@@ -301,6 +321,7 @@ def cmd_show(args) -> int:
 
 # ---------------------------------------------------------------- expert
 def cmd_expert(args) -> int:
+    from .expert import Severity
     flt = compile_filter(args)
     minimum = Severity.parse(args.min_severity)
     with output(args.output) as out:
@@ -351,7 +372,9 @@ def _run_analyses(args):
 
 
 def cmd_analyze(args) -> int:
+    from . import summary
     from .analysis import output as AO
+    from .expert import Severity
     dec, infos, _, _, result = _run_analyses(args)
     with output(args.output) as out:
         if args.format == "json":
