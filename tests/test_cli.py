@@ -284,3 +284,19 @@ def test_the_command_line_paces_the_garbage_collector(monkeypatch, capsys):
     assert calls == []
     assert main(["summary", str(REAL / "echo_dcmtk.pcap"), "-o", "/dev/null"]) == 0
     assert calls == ["freeze", (commands.GC_THRESHOLD, 10, 10)]
+
+
+def test_the_command_exits_without_teardown_but_with_its_output(tmp_path):
+    """``fastdicom`` (cli.entry) skips the interpreter's teardown: the
+    output is all there, functions registered to run at exit still run, the
+    status is main()'s."""
+    def run(*args):
+        code = ("import atexit, sys; atexit.register(lambda: print('at exit', file=sys.stderr)); "
+                "from fastdicom.cli import entry; sys.argv = ['fastdicom', *sys.argv[1:]]; entry()")
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+    ok = run("summary", "--format", "json", str(REAL / "echo_dcmtk.pcap"))
+    assert ok.returncode == 0 and ok.stderr.strip().endswith("at exit")
+    assert json.loads(ok.stdout)["associations"]  # the whole document, flushed
+    bad = run("summary", str(tmp_path / "missing.pcap"))
+    assert bad.returncode == 2 and "missing.pcap" in bad.stderr and "at exit" in bad.stderr

@@ -339,5 +339,26 @@ def main(argv=None) -> int:
         return 70
 
 
+def entry() -> None:
+    """The ``fastdicom`` command: ``main()``, then exit without the
+    interpreter's teardown.  Freeing every object one by one (the decoder
+    keeps all associations for the summary) took 16-20 ms of a 0.25 s run on
+    a 1 GiB capture, for memory the system takes back anyway.  What the
+    program registered to run at exit still runs (temporary folders), and
+    the output is flushed first."""
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    import atexit
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is None:  # pragma: no cover - not CPython
+        sys.exit(status)
+    run_exit_functions()
+    os._exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
