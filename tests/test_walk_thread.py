@@ -168,6 +168,19 @@ def test_capture_run_walks_on_the_thread_or_feeds(monkeypatch, read_ahead):
         [(t.sop_instance_uid, t.length, t.hasher.hexdigest() if t.hasher else None)
          for t in ref.objects]
     assert len(dec.associations) == len(ref.associations) > 0
+
+
+def test_every_byte_handed_out_is_read_ahead_but_walked_here(monkeypatch):
+    """An engine that hands out every data set byte (export, --hash) walks
+    on this thread, from chunks read ahead: its bytes are copied once."""
+    path = str(DATA / "real" / "concurrent.pcap")
+    used = []
+    real = capture._reader.ReadAhead
+    monkeypatch.setattr(capture._reader, "ReadAhead",
+                        lambda *a, **k: used.append(k.get("engine") is not None) or real(*a, **k))
+    dec = Decoder([], hash_data=True)
+    capture.run([path], dec, capture.EngineOptions(data_limit=-1), read_ahead=True)
+    assert used == ([] if core.PURE_PYTHON else [False])
     assert sum(t.hasher is not None for t in dec.objects) > 0  # whole data sets, hashed
 
 

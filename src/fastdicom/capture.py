@@ -217,7 +217,7 @@ def _events(name: str, info: CaptureInfo, engine, read_ahead: bool | None = None
     through it: walked on the reading thread (``start_walk``), or else fed here."""
     walk = start_walk(name, info, engine, read_ahead)
     if walk is None:
-        yield from _fed(engine, _chunks(name, info, read_ahead=False))
+        yield from _fed(engine, _chunks(name, info, read_ahead=read_ahead))
     else:
         yield from walk
 
@@ -228,10 +228,14 @@ def start_walk(name: str, info: CaptureInfo, engine, read_ahead: bool | None = N
     thread, which only makes the event tuples.  A ``FileWalk``, or None
     where the bytes are to be fed on this thread instead: ``read_ahead``
     false (None: ``read_ahead_default()``), standard input, gzip, not a
-    regular file."""
+    regular file, and an engine that hands out every data set byte
+    (``data_limit`` -1: export, ``summary --hash``), whose bytes would be
+    copied twice, out of the packets on the walking thread and into bytes
+    objects on this one (export of 1 GiB on 2 CPUs: 1.15-1.19 s so, against
+    1.00-1.08 s walked here with the file read ahead)."""
     if read_ahead is None:
         read_ahead = read_ahead_default()
-    if not read_ahead or core.PURE_PYTHON:
+    if not read_ahead or core.PURE_PYTHON or engine.data_limit < 0:
         return None
     stack = ExitStack()
     try:
