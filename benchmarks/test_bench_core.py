@@ -75,6 +75,26 @@ def test_read_capture_chunks(benchmark, capture, rounds, read_ahead):
     _report(benchmark, capture, read_ahead=read_ahead)
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["fed-here", "walked-ahead"])
+def test_capture_events(benchmark, capture, rounds, read_ahead):
+    """The commands' source of events (``capture._events``, summary's
+    64 KiB of data set heads): fed to the engine on the calling thread, or
+    read and walked on the reading thread, the calling thread only making
+    the event tuples (its figure is what is left for the decoder to wait
+    for; on one CPU the two threads take turns)."""
+    from fastdicom import capture as cap
+
+    def run():
+        info = cap.CaptureInfo(capture.path)
+        engine = cap.EngineOptions(ports=(11112,), data_limit=65536).engine()
+        n = sum(len(evs) for evs in cap._events(capture.path, info, engine, read_ahead=read_ahead))
+        engine.finish()
+        return info.read_bytes, n + len(engine.pop_events()) > 0
+
+    assert benchmark.pedantic(run, rounds=rounds, warmup_rounds=1) == (capture.size, True)
+    _report(benchmark, capture, read_ahead=read_ahead)
+
+
 def _engine_run(core, path, data_limit):
     """Feed 4 MiB memoryview slices of an mmap, popping events after each feed;
     returns (flows, gaps, data bytes handed out, whole P-DATA-TF PDUs)."""

@@ -23,10 +23,11 @@ is ``_pyfilereader.py`` (the same calls, read in turn).
 Given a core ``Engine``, the thread also walks each chunk through it as soon
 as it is read, still without the GIL (``_core.engine_walk``), so that the
 record walk, TCP ordering and PDU framing leave the decoding thread as well;
-``next_events()`` then hands out the events of a chunk, up to ``depth``
-chunks behind the thread, and the decoding thread only makes their tuples.
-The reading (pread(2) at each chunk's offset) is shared: the decoding
-thread reads the next chunks itself instead of waiting idle for events::
+``next_events()`` then hands out the events of a chunk (the thread runs up
+to ``queue_bytes`` of events ahead), and the decoding thread only makes
+their tuples.  The reading (pread(2) at each chunk's offset, into ``depth``
+buffers) is shared: the decoding thread reads the next chunks itself
+instead of waiting idle for events::
 
     walking thread (no GIL)                   decoding thread (GIL)
     walk chunk j in order: a batch of C  -->  next_events(): (bytes, [tuples])
@@ -253,10 +254,11 @@ cdef int _walk_chunks(State *s) except -1 nogil:
 
 
 cdef class ReadAhead:
-    """``ReadAhead(fd, size, depth, engine=None)``: the bytes of ``fd`` from
-    its current position to its end, read ahead into ``depth`` buffers of
-    ``size`` bytes; or, given a core ``Engine``, read and walked through it
-    ahead of ``next_events()``."""
+    """``ReadAhead(fd, size, depth, engine=None, queue_bytes=32 MiB)``: the
+    bytes of ``fd`` from its current position to its end, read ahead into
+    ``depth`` buffers of ``size`` bytes; or, given a core ``Engine``, read
+    and walked through it ahead of ``next_events()``, with up to
+    ``queue_bytes`` of events (and at least one chunk's) waiting there."""
 
     cdef State *s
     cdef list buffers

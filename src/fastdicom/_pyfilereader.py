@@ -14,7 +14,8 @@ class ReadAhead:
     its current position to its end, in chunks of at most ``size`` bytes;
     or, given a core engine, fed to it chunk by chunk (``next_events()``)."""
 
-    def __init__(self, fd: int, size: int = 1 << 20, depth: int = 4, engine=None) -> None:
+    def __init__(self, fd: int, size: int = 1 << 20, depth: int = 4, engine=None,
+                 queue_bytes: int = 32 << 20) -> None:
         if size < 1 or not 2 <= depth <= MAX_DEPTH:
             raise ValueError(f"need size >= 1 and 2 <= depth <= {MAX_DEPTH}")
         self.fd = fd
