@@ -149,14 +149,21 @@ def test_a_walking_thread_left_half_way_ends(tmp_path):
         os.close(fd)
 
 
-@pytest.mark.parametrize("read_ahead", [True, False])
-def test_capture_run_walks_on_the_thread_or_feeds(monkeypatch, read_ahead):
-    """``capture.run`` gives the same decoded result either way."""
-    path = str(DATA / "real" / "concurrent.pcap")
+@pytest.fixture
+def readers(monkeypatch):
+    """The ReadAhead objects the commands make, as a list of "walks an engine"."""
     used = []
     real = capture._reader.ReadAhead
     monkeypatch.setattr(capture._reader, "ReadAhead",
                         lambda *a, **k: used.append(k.get("engine") is not None) or real(*a, **k))
+    return used
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_capture_run_walks_on_the_thread_or_feeds(readers, read_ahead):
+    """``capture.run`` gives the same decoded result either way."""
+    path = str(DATA / "real" / "concurrent.pcap")
+    used = readers
     dec = Decoder([], hash_data=True)
     infos = capture.run([path], dec, read_ahead=read_ahead)
     if core.PURE_PYTHON:  # the twin reader, on this thread (it is the module patched then)
@@ -173,14 +180,11 @@ def test_capture_run_walks_on_the_thread_or_feeds(monkeypatch, read_ahead):
     assert len(dec.associations) == len(ref.associations) > 0
 
 
-def test_every_byte_handed_out_is_read_ahead_but_walked_here(monkeypatch):
+def test_every_byte_handed_out_is_read_ahead_but_walked_here(readers):
     """An engine that hands out every data set byte (export, --hash) walks
     on this thread, from chunks read ahead: its bytes are copied once."""
     path = str(DATA / "real" / "concurrent.pcap")
-    used = []
-    real = capture._reader.ReadAhead
-    monkeypatch.setattr(capture._reader, "ReadAhead",
-                        lambda *a, **k: used.append(k.get("engine") is not None) or real(*a, **k))
+    used = readers
     dec = Decoder([], hash_data=True)
     capture.run([path], dec, capture.EngineOptions(data_limit=-1), read_ahead=True)
     assert used == [False]  # (the twin's reader with FASTDICOM_PURE_PYTHON=1)

@@ -118,6 +118,17 @@ cdef int buf_reserve(Buf *b, Py_ssize_t need) except -1 nogil:
     return 0
 
 
+cdef int grow_array(void **items, Py_ssize_t *cap, size_t item_size, Py_ssize_t first) except -1 nogil:
+    """Double the capacity of a malloc'd array (``first`` items at first)."""
+    cdef Py_ssize_t new_cap = cap[0] * 2 if cap[0] else first
+    cdef void *p = realloc(items[0], new_cap * item_size)
+    if p == NULL:
+        with gil: raise MemoryError()
+    items[0] = p
+    cap[0] = new_cap
+    return 0
+
+
 cdef inline int buf_append(Buf *b, const uint8_t *src, Py_ssize_t n) except -1 nogil:
     if n <= 0:
         return 0
@@ -416,15 +427,8 @@ cdef void dir_drop_ooo(Dir *d) noexcept nogil:
 
 
 cdef int marks_push(Dir *d, Py_ssize_t idx, long long frame, long long ts) except -1 nogil:
-    cdef Mark *m
-    cdef Py_ssize_t cap
     if d.rmarks_n == d.rmarks_cap:
-        cap = d.rmarks_cap * 2 if d.rmarks_cap else 16
-        m = <Mark *>realloc(d.rmarks, cap * sizeof(Mark))
-        if m == NULL:
-            with gil: raise MemoryError()
-        d.rmarks = m
-        d.rmarks_cap = cap
+        grow_array(<void **>&d.rmarks, &d.rmarks_cap, sizeof(Mark), 16)
     d.rmarks[d.rmarks_n].idx = idx
     d.rmarks[d.rmarks_n].frame = frame
     d.rmarks[d.rmarks_n].ts = ts
@@ -975,14 +979,8 @@ cdef class Engine:
 
     cdef int _add_iface(self, int lt, int resol, bint pow2, long long tsoff) except -1 nogil:
         cdef Iface *a
-        cdef Py_ssize_t cap
         if self._n_ifaces == self._ifaces_cap:
-            cap = self._ifaces_cap * 2 if self._ifaces_cap else 4
-            a = <Iface *>realloc(self._ifaces, cap * sizeof(Iface))
-            if a == NULL:
-                with gil: raise MemoryError()
-            self._ifaces = a
-            self._ifaces_cap = cap
+            grow_array(<void **>&self._ifaces, &self._ifaces_cap, sizeof(Iface), 4)
         a = &self._ifaces[self._n_ifaces]
         a.lt = lt
         a.resol = resol
@@ -1473,18 +1471,8 @@ cdef class Engine:
             a = &fl.dirs[fl.client]
             b = &fl.dirs[1 - fl.client]
             r = self._ev(EV_FLOW_END, 12)
-            r.v[0] = fl.id
-            r.v[1] = frame
-            r.v[2] = ts
-            r.v[3] = reason
-            r.v[4] = a.nbytes
-            r.v[5] = b.nbytes
-            r.v[6] = a.retrans
-            r.v[7] = b.retrans
-            r.v[8] = a.ooo_count
-            r.v[9] = b.ooo_count
-            r.v[10] = a.zero_window
-            r.v[11] = b.zero_window
+            r.v[:12] = [fl.id, frame, ts, reason, a.nbytes, b.nbytes, a.retrans, b.retrans,
+                        a.ooo_count, b.ooo_count, a.zero_window, b.zero_window]
         elif fl.syn_side >= 0 and not (fl.dirs[0].payload or fl.dirs[1].payload):
             if fl.synack_side < 0:
                 outcome = ATTEMPT_REFUSED if reason == END_RST else ATTEMPT_UNANSWERED
@@ -1492,12 +1480,7 @@ cdef class Engine:
                 outcome = ATTEMPT_NO_DATA
             c = fl.syn_side
             r = self._ev(EV_TCP_ATTEMPT, 10)
-            r.v[0] = frame
-            r.v[1] = ts
-            r.v[2] = fl.port[c]
-            r.v[3] = fl.port[1 - c]
-            r.v[4] = outcome
-            r.v[5] = fl.ipver
+            r.v[:6] = [frame, ts, fl.port[c], fl.port[1 - c], outcome, fl.ipver]
             memcpy(&r.v[6], fl.ip[c], 16)
             memcpy(&r.v[8], fl.ip[1 - c], 16)
         for side in range(2):
@@ -1680,22 +1663,15 @@ cdef class Engine:
         return lo
 
     cdef int _scratch_add(self, Py_ssize_t k, long long off, long long n) except -1 nogil:
-        cdef long long *p
-        cdef Py_ssize_t cap
         if k >= self._scratch_cap:
-            cap = self._scratch_cap * 2 if self._scratch_cap else 64
-            p = <long long *>realloc(self._scratch, cap * 2 * sizeof(long long))
-            if p == NULL:
-                with gil: raise MemoryError()
-            self._scratch = p
-            self._scratch_cap = cap
+            grow_array(<void **>&self._scratch, &self._scratch_cap, 2 * sizeof(long long), 64)
         self._scratch[2 * k] = off
         self._scratch[2 * k + 1] = n
         return 0
 
     cdef int _ooo_add(self, Dir *d, long long off, const uint8_t *data, Py_ssize_t n,
                       long long frame, long long ts) except -1 nogil:
-        cdef Py_ssize_t i, cap
+        cdef Py_ssize_t i
         cdef Seg *a
         cdef uint8_t *copy
         if d.ooo_n == 0:
@@ -1706,12 +1682,7 @@ cdef class Engine:
                 memmove(d.ooo, d.ooo + d.ooo_head, d.ooo_n * sizeof(Seg))
                 d.ooo_head = 0
             else:
-                cap = d.ooo_cap * 2 if d.ooo_cap else 16
-                a = <Seg *>realloc(d.ooo, cap * sizeof(Seg))
-                if a == NULL:
-                    with gil: raise MemoryError()
-                d.ooo = a
-                d.ooo_cap = cap
+                grow_array(<void **>&d.ooo, &d.ooo_cap, sizeof(Seg), 16)
         copy = <uint8_t *>malloc(n)
         if copy == NULL:
             with gil: raise MemoryError()
@@ -1887,19 +1858,13 @@ cdef class Engine:
         """A new record at the end of the batch (valid until the next call)."""
         cdef EvBatch *b = self._batch
         cdef EvRec *r
-        cdef Py_ssize_t cap
         if b == NULL:
             b = <EvBatch *>calloc(1, sizeof(EvBatch))
             if b == NULL:
                 with gil: raise MemoryError()
             self._batch = b
         if b.n == b.cap:
-            cap = b.cap * 2 if b.cap else 64
-            r = <EvRec *>realloc(b.recs, cap * sizeof(EvRec))
-            if r == NULL:
-                with gil: raise MemoryError()
-            b.recs = r
-            b.cap = cap
+            grow_array(<void **>&b.recs, &b.cap, sizeof(EvRec), 64)
         r = &b.recs[b.n]
         b.n += 1
         r.kind = kind
@@ -1912,14 +1877,7 @@ cdef class Engine:
     cdef int _expert_ev(self, long long flow, int direction, int code, long long frame, long long ts,
                         long long off, long long a1, long long a2) except -1 nogil:
         cdef EvRec *r = self._ev(EV_EXPERT, 8)
-        r.v[0] = flow
-        r.v[1] = direction
-        r.v[2] = code
-        r.v[3] = frame
-        r.v[4] = ts
-        r.v[5] = off
-        r.v[6] = a1
-        r.v[7] = a2
+        r.v[:8] = [flow, direction, code, frame, ts, off, a1, a2]
         return 0
 
     cdef int _cap_expert(self, int code, long long offset, long long a1, long long a2) except -1 nogil:
@@ -1957,15 +1915,8 @@ cdef class Engine:
         fl.client = client
         s = 1 - client
         r = self._ev(EV_FLOW, 13)
-        r.v[0] = fl.id
-        r.v[1] = frame
-        r.v[2] = ts
-        r.v[3] = fl.port[client]
-        r.v[4] = fl.port[s]
-        r.v[5] = fl.syn_ts
-        r.v[6] = fl.synack_ts
-        r.v[7] = fl.ack_ts
-        r.v[8] = fl.ipver
+        r.v[:9] = [fl.id, frame, ts, fl.port[client], fl.port[s], fl.syn_ts, fl.synack_ts, fl.ack_ts,
+                   fl.ipver]
         memcpy(&r.v[9], fl.ip[client], 16)
         memcpy(&r.v[11], fl.ip[s], 16)
         return 0
@@ -2305,16 +2256,8 @@ cdef class Engine:
         cdef EvRec *r
         if fl.confirmed:
             r = self._ev(EV_PDU, 10)
-            r.v[0] = fl.id
-            r.v[1] = dir_of(fl, side)
-            r.v[2] = t
-            r.v[3] = d.pdu_len
-            r.v[4] = d.pdu_off
-            r.v[5] = d.f0
-            r.v[6] = d.f1
-            r.v[7] = d.t0
-            r.v[8] = d.t1
-            r.v[9] = PF_FINAL | flags
+            r.v[:10] = [fl.id, dir_of(fl, side), t, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1,
+                        PF_FINAL | flags]
             if d.pbuf.n:
                 r.mem = <uint8_t *>malloc(d.pbuf.n)
                 if r.mem == NULL:
@@ -2418,24 +2361,13 @@ cdef class Engine:
         return i
 
     cdef int _cut_piece(self, Flow *fl, int side, Dir *d) except -1 nogil:
-        cdef EvRec *a
         cdef EvRec *r
-        cdef Py_ssize_t cap
         if d.pieces_n == d.pieces_cap:
-            cap = d.pieces_cap * 2 if d.pieces_cap else 8
-            a = <EvRec *>realloc(d.pieces, cap * sizeof(EvRec))
-            if a == NULL:
-                with gil: raise MemoryError()
-            d.pieces = a
-            d.pieces_cap = cap
+            grow_array(<void **>&d.pieces, &d.pieces_cap, sizeof(EvRec), 8)
         r = &d.pieces[d.pieces_n]
         r.kind = EV_PIECE
         r.n = 5
-        r.v[0] = d.pdv_ctx
-        r.v[1] = d.pdv_mch
-        r.v[2] = d.pdv_len
-        r.v[3] = d.piece_off
-        r.v[4] = d.pdv_pos - d.piece_off
+        r.v[:5] = [d.pdv_ctx, d.pdv_mch, d.pdv_len, d.piece_off, d.pdv_pos - d.piece_off]
         r.obj = NULL
         r.mem = d.dmem  # (the bytes past dlen, if it was cut short, are not copied out)
         r.mlen = d.dlen
@@ -2465,19 +2397,8 @@ cdef class Engine:
         cdef EvRec *r
         if fl.confirmed:
             r = self._ev(EV_PDATA, 13)
-            r.v[0] = fl.id
-            r.v[1] = dir_of(fl, side)
-            r.v[2] = 4
-            r.v[3] = d.pdu_len
-            r.v[4] = d.pdu_off
-            r.v[5] = d.f0
-            r.v[6] = d.f1
-            r.v[7] = d.t0
-            r.v[8] = d.t1
-            r.v[9] = flags
-            r.v[10] = self._frame + self._at_eof
-            r.v[11] = fl.last_frame
-            r.v[12] = n
+            r.v[:13] = [fl.id, dir_of(fl, side), 4, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1, flags,
+                        self._frame + self._at_eof, fl.last_frame, n]
             for k in range(n):
                 r = self._ev(EV_PIECE, 5)
                 r[0] = d.pieces[k]  # the batch takes the bytes over
@@ -2606,13 +2527,7 @@ cdef class Engine:
         cdef EvRec *r
         if fl.confirmed:
             r = self._ev(EV_GAP, 7)
-            r.v[0] = fl.id
-            r.v[1] = dir_of(fl, side)
-            r.v[2] = off
-            r.v[3] = size
-            r.v[4] = frame
-            r.v[5] = ts
-            r.v[6] = resumed
+            r.v[:7] = [fl.id, dir_of(fl, side), off, size, frame, ts, resumed]
         return 0
 
     cdef int _fr_eof(self, Flow *fl, int side, Dir *d, long long frame, long long ts) except -1 nogil:
