@@ -1,12 +1,14 @@
 """The I/O edge: read capture files (or standard input), feed the core, and
 pass its events to the decoder.  Everything else is sans-IO.
 
-Regular uncompressed files are read in 1 MiB pieces into reused buffers,
-ahead of the walk on a native thread when a second CPU is there
-(``_filereader``); gzip input is recognised by its content (not its name)
-and inflated as a stream; ``-`` reads standard input as it arrives, so a
-live ``tcpdump -w - | fastdicom ...`` works.  Memory stays flat: a few
-buffers of input and one batch of events are alive at a time.
+Regular uncompressed files are read in 1 MiB pieces into reused buffers;
+when a second CPU is there, on a native thread (``_filereader``) that also
+walks them through the core when only data set heads are handed out
+(``start_walk``), else ahead of the walk on this thread.  gzip input is
+recognised by its content (not its name) and inflated as a stream; ``-``
+reads standard input as it arrives, so a live ``tcpdump -w - | fastdicom
+...`` works.  Memory stays flat: a few buffers of input and at most 32 MiB
+of events walked ahead are alive at a time.
 """
 
 from __future__ import annotations
