@@ -418,7 +418,8 @@ def run(names, decoder: Decoder, options: EngineOptions | None = None, progress=
     for k, name in enumerate(names):
         info = None
         events = lambda i, e, n=name: _events(n, i, e, read_ahead=read_ahead)  # noqa: E731
-        first = started if k == 0 and started is not None and partition == (0, 1) else None
+        first = started if (k == 0 and started is not None and started.name == name
+                            and partition == (0, 1)) else None
         for info in feed_capture(k, name, None, decoder, options, partition, events=events,
                                  started=first):
             if progress is not None:
