@@ -142,13 +142,12 @@ cdef enum:
 
 cdef struct EvRec:
     # One event as the walk records it; ``pop_events()`` (or a reader's
-    # ``next_events()``) makes its tuple (layouts in events.py), in the order
-    # of the tuple's items: v[:n] are its integers, addresses and the stats
-    # of EV_FLOW_END included (see Engine._event_tuple).  Bytes are either a
-    # bytes object made while the GIL was held, or malloc'd memory when the
-    # walk ran without it (``engine_walk``); the record owns either.
+    # ``next_events()``) makes its tuple (layouts in events.py): ``v`` holds
+    # its integers, addresses and the stats of EV_FLOW_END included, in the
+    # order ``engine_events`` reads them.  Bytes are either a bytes object
+    # made while the GIL was held, or malloc'd memory when the walk ran
+    # without it (``engine_walk``); the record owns either.
     int kind
-    int n
     long long v[14]
     PyObject *obj
     uint8_t *mem

@@ -38,12 +38,11 @@ from .errors import CaptureFormatError
 from .events import *  # noqa: F401,F403  (event kinds, flags, expert codes)
 
 cdef extern from "Python.h":
-    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n)
     void _tuple_set "PyTuple_SET_ITEM"(object t, Py_ssize_t i, PyObject *o)
     object PyTuple_New(Py_ssize_t n)
-    # The same calls inside the walk, which is declared nogil: they run only
-    # while feed() holds the GIL (``Engine._threaded`` false); a walk without
-    # the GIL fills malloc'd memory instead, and only ever passes NULL to
+    # Bytes objects inside the walk, which is declared nogil: made only while
+    # feed() holds the GIL (``Engine._threaded`` false); a walk without the
+    # GIL fills malloc'd memory instead, and only ever passes NULL to
     # _decref_held (a no-op then).
     PyObject *_new_bytes_held "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n) nogil
     char *_bytes_str "PyBytes_AS_STRING"(PyObject *o) nogil
@@ -1470,7 +1469,7 @@ cdef class Engine:
         if fl.confirmed:
             a = &fl.dirs[fl.client]
             b = &fl.dirs[1 - fl.client]
-            r = self._ev(EV_FLOW_END, 12)
+            r = self._ev(EV_FLOW_END)
             r.v[:12] = [fl.id, frame, ts, reason, a.nbytes, b.nbytes, a.retrans, b.retrans,
                         a.ooo_count, b.ooo_count, a.zero_window, b.zero_window]
         elif fl.syn_side >= 0 and not (fl.dirs[0].payload or fl.dirs[1].payload):
@@ -1479,7 +1478,7 @@ cdef class Engine:
             else:
                 outcome = ATTEMPT_NO_DATA
             c = fl.syn_side
-            r = self._ev(EV_TCP_ATTEMPT, 10)
+            r = self._ev(EV_TCP_ATTEMPT)
             r.v[:6] = [frame, ts, fl.port[c], fl.port[1 - c], outcome, fl.ipver]
             memcpy(&r.v[6], fl.ip[c], 16)
             memcpy(&r.v[8], fl.ip[1 - c], 16)
@@ -1854,7 +1853,7 @@ cdef class Engine:
         d.hist = NULL
 
     # ------------------------------------------------------------- events
-    cdef EvRec *_ev(self, int kind, int n) except NULL nogil:
+    cdef EvRec *_ev(self, int kind) except NULL nogil:
         """A new record at the end of the batch (valid until the next call)."""
         cdef EvBatch *b = self._batch
         cdef EvRec *r
@@ -1868,7 +1867,6 @@ cdef class Engine:
         r = &b.recs[b.n]
         b.n += 1
         r.kind = kind
-        r.n = n
         r.obj = NULL
         r.mem = NULL
         r.mlen = 0
@@ -1876,7 +1874,7 @@ cdef class Engine:
 
     cdef int _expert_ev(self, long long flow, int direction, int code, long long frame, long long ts,
                         long long off, long long a1, long long a2) except -1 nogil:
-        cdef EvRec *r = self._ev(EV_EXPERT, 8)
+        cdef EvRec *r = self._ev(EV_EXPERT)
         r.v[:8] = [flow, direction, code, frame, ts, off, a1, a2]
         return 0
 
@@ -1914,7 +1912,7 @@ cdef class Engine:
                 client = 1 if pa < pb else 0
         fl.client = client
         s = 1 - client
-        r = self._ev(EV_FLOW, 13)
+        r = self._ev(EV_FLOW)
         r.v[:9] = [fl.id, frame, ts, fl.port[client], fl.port[s], fl.syn_ts, fl.synack_ts, fl.ack_ts,
                    fl.ipver]
         memcpy(&r.v[9], fl.ip[client], 16)
@@ -2255,7 +2253,7 @@ cdef class Engine:
         cdef long long m
         cdef EvRec *r
         if fl.confirmed:
-            r = self._ev(EV_PDU, 10)
+            r = self._ev(EV_PDU)
             r.v[:10] = [fl.id, dir_of(fl, side), t, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1,
                         PF_FINAL | flags]
             if d.pbuf.n:
@@ -2366,7 +2364,6 @@ cdef class Engine:
             grow_array(<void **>&d.pieces, &d.pieces_cap, sizeof(EvRec), 8)
         r = &d.pieces[d.pieces_n]
         r.kind = EV_PIECE
-        r.n = 5
         r.v[:5] = [d.pdv_ctx, d.pdv_mch, d.pdv_len, d.piece_off, d.pdv_pos - d.piece_off]
         r.obj = NULL
         r.mem = d.dmem  # (the bytes past dlen, if it was cut short, are not copied out)
@@ -2396,11 +2393,11 @@ cdef class Engine:
         cdef Py_ssize_t k, n = d.pieces_n
         cdef EvRec *r
         if fl.confirmed:
-            r = self._ev(EV_PDATA, 13)
+            r = self._ev(EV_PDATA)
             r.v[:13] = [fl.id, dir_of(fl, side), 4, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1, flags,
                         self._frame + self._at_eof, fl.last_frame, n]
             for k in range(n):
-                r = self._ev(EV_PIECE, 5)
+                r = self._ev(EV_PIECE)
                 r[0] = d.pieces[k]  # the batch takes the bytes over
             d.pieces_n = 0
         else:
@@ -2526,7 +2523,7 @@ cdef class Engine:
                         long long ts, int resumed) except -1 nogil:
         cdef EvRec *r
         if fl.confirmed:
-            r = self._ev(EV_GAP, 7)
+            r = self._ev(EV_GAP)
             r.v[:7] = [fl.id, dir_of(fl, side), off, size, frame, ts, resumed]
         return 0
 

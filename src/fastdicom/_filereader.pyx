@@ -173,7 +173,8 @@ cdef bint _claim(State *s, long long *j) noexcept nogil:
 
 
 cdef void _read_claimed(State *s, long long j) noexcept nogil:
-    """Read chunk ``j`` into its buffer (lock not held), then note it (taken)."""
+    """Read chunk ``j`` into its buffer (called without the lock), then note
+    what came of it: returns with the lock held."""
     cdef int k = <int>(j % s.depth)
     cdef size_t got = 0
     cdef ssize_t n = 0
