@@ -536,6 +536,9 @@ def test_cli_expert(capsys):
     (["pdus", RA_PATH, "-Y", "dicom.pdu.type =="], 'expected a value after "==", found end of filter',
      "dicom.pdu.type ==\n                 ^"),
     (["summary", "/nonexistent/capture.pcap", "-Y", "dicom.foo"], 'unknown field "dicom.foo"', "dicom.foo\n^"),
+    # two CPUs: the capture would be opened and walked ahead while the decoder loads
+    (["summary", "/nonexistent/capture.pcap", "--workers", "2", "-Y", "dicom.foo"],
+     'unknown field "dicom.foo"', "dicom.foo\n^"),
     (["expert", "/nonexistent/capture.pcap", "-Y", "dicom.op.status == 1"],
      "dicom.op.status is not available in 'fastdicom expert'", "dicom.op.status == 1\n^"),
     (["summary", RA_PATH, "--format", "json", "-Y", "dicom.pdu.type == 4"],

@@ -165,6 +165,7 @@ def summary_workers(args) -> tuple[int, bool]:
 
 
 def cmd_summary(args) -> int:
+    flt = compile_filter(args)  # a bad filter is rejected before anything is read
     workers, read_ahead = summary_workers(args)
     data_limit = -1 if args.hash else max(0, args.head_bytes)
     started = None
@@ -172,15 +173,14 @@ def cmd_summary(args) -> int:
         # the first capture is read and walked while the decoder is imported
         started = capture.walk_ahead(args.captures[0], engine_options(args, data_limit), read_ahead)
     try:
-        return _summary(args, workers, read_ahead, data_limit, started)
+        return _summary(args, flt, workers, read_ahead, data_limit, started)
     finally:
         if started is not None:
             started.close()
 
 
-def _summary(args, workers, read_ahead, data_limit, started) -> int:
+def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
     from . import summary
-    flt = compile_filter(args)
     if workers > 1:
         from . import redact as R
         from .expert import Severity as _S
