@@ -5,8 +5,10 @@ import csv
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -154,6 +156,32 @@ def test_gzip_and_stdin(capsys, tmp_path, monkeypatch):
     proc = subprocess.run([sys.executable, "-m", "fastdicom.cli", "pdus", "-", "--follow"],
                           input=open(RA, "rb").read(), capture_output=True)
     assert proc.returncode == 0 and len(proc.stdout.decode().splitlines()) == 19
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_pipe_is_read_as_a_stream(capsys, tmp_path, workers):
+    """A named pipe (what ``<(zcat x.pcap.gz)`` gives too): read as it comes,
+    never sought, never opened twice (it would lose its bytes), plain or
+    gzip, as the file itself."""
+    data = open(RA, "rb").read()
+    _, plain, _ = run(capsys, "summary", RA, "--format", "json")
+    want = json.loads(plain)["associations"]
+    for content in (data, gzip.compress(data)):
+        fifo = tmp_path / f"pipe{len(content)}"
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=fifo.write_bytes, args=(content,), daemon=True)
+        writer.start()
+        try:
+            code, out, err = run(capsys, "summary", str(fifo), "--format", "json", "--workers", workers)
+        finally:
+            writer.join(timeout=10)
+        assert code == 0, err
+        assert not writer.is_alive()
+        doc = json.loads(out)
+        assert doc["captures"][0]["size"] is None and doc["captures"][0]["bytes"] == len(data)
+        assert [{k: v for k, v in a.items() if k != "capture"} for a in doc["associations"]] == \
+            [{k: v for k, v in a.items() if k != "capture"} for a in want]
 
 
 def test_several_captures(capsys):

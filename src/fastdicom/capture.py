@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import sys
 import time
 import zlib
@@ -151,8 +152,9 @@ def read_ahead_default() -> bool:
 @contextmanager
 def _opened(name: str, info: CaptureInfo):
     """The capture opened: ``(file, regular)``, where a regular file is an
-    uncompressed one on disk, positioned at its start (``-``: standard
-    input, not regular; gzip is recognised by its content)."""
+    uncompressed one on disk, positioned at its start.  Standard input
+    (``-``), pipes (``<(zcat ...)``, a FIFO) and devices are streams, read
+    as they come and never sought; gzip is recognised by its content."""
     if name == "-":
         yield sys.stdin.buffer, False
         return
@@ -163,12 +165,17 @@ def _opened(name: str, info: CaptureInfo):
     with f:
         try:
             st = os.fstat(f.fileno())
-            info.size = st.st_size
-            head = f.read(2)
+            regular = stat.S_ISREG(st.st_mode)
+            if regular:
+                info.size = st.st_size
+                head = f.read(2)
         except OSError as exc:
             raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+        if not regular:
+            yield f, False
+            return
         f.seek(0)
-        if head == GZIP_MAGIC or not os.path.isfile(name) or info.size == 0:
+        if head == GZIP_MAGIC or info.size == 0:
             yield f, False
             return
         # read(2) into reused buffers, not mmap: on the virtual machines we
@@ -238,6 +245,10 @@ def start_walk(name: str, info: CaptureInfo, engine, read_ahead: bool | None = N
     if read_ahead is None:
         read_ahead = read_ahead_default()
     if not read_ahead or core.PURE_PYTHON or engine.data_limit < 0:
+        return None
+    if name == "-" or (os.path.exists(name) and not os.path.isfile(name)):
+        # a pipe or a device is not even opened here: opened and closed
+        # again, it would lose what it held, and its writer
         return None
     stack = ExitStack()
     try:
