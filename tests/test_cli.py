@@ -328,3 +328,39 @@ def test_the_command_exits_without_teardown_but_with_its_output(tmp_path):
     assert json.loads(ok.stdout)["associations"]  # the whole document, flushed
     bad = run("summary", str(tmp_path / "missing.pcap"))
     assert bad.returncode == 2 and "missing.pcap" in bad.stderr and "at exit" in bad.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["summary", "a.pcap", "b.pcap", "--format", "json", "-o", "x.json", "--workers", "2", "-Y",
+     "dicom.op.status != 0", "--max-pdu", "64K", "--hash", "--head-bytes", "100"],
+    ["export", "a.pcap", "-o", "out", "--layout", "patient", "--keep-incomplete", "--no-direct-io"],
+    ["pdus", "a.pcap", "--format", "jsonl", "--follow", "--ports", "104,5678"],
+    ["show", "a.pcap", "--no-sequence-subtrees", "--tag-subtrees", "--max-value-length", "9"],
+    ["expert", "a.pcap", "--min-severity", "warning", "--fail-on", "error"],
+    ["analyze", "a.pcap", "--format", "json", "--redact"],
+    ["report", "a.pcap", "-o", "r.html", "--title", "night"],
+    ["batch", "dir", "-o", "tables", "--workers", "3", "--partition-bytes", "1G"],
+    ["sample", "query_retrieve"],
+    ["fields", "userinfo", "--format", "json"],
+    ["fields"],
+])
+def test_only_the_named_command_is_built_in_full(argv):
+    """build_parser(argv) builds only the named command's parser; it parses
+    exactly as the parser with every command built does."""
+    from fastdicom.cli import build_parser
+    full = build_parser([])  # no command named: all of them in full
+    assert build_parser(argv).parse_args(argv) == full.parse_args(argv)
+    lazy = build_parser(argv)
+    others = [n for n in lazy._subparsers._group_actions[0].choices if n != argv[0]]
+    assert others and all(not lazy._subparsers._group_actions[0].choices[n]._actions[1:]
+                          for n in others)  # named, not built
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("summary", "export", "pdus", "show", "expert", "analyze", "report", "batch",
+                 "sample", "fields"):
+        assert f"    {name} " in listed
+    assert main(["sumary", "x.pcap"]) == 2
+    assert "invalid choice: 'sumary'" in capsys.readouterr().err

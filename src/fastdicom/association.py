@@ -112,6 +112,9 @@ def _build():
 
 TRANSITIONS = _build()
 MAX_HISTORY = 1000  # state transitions kept per association (the last 1,000 to 2,000)
+# (state, PDU type, sender) -> (next state, problem, history entry): the table's
+# cells as ``transition`` uses them, made once (states x 256 types x 2 senders at most)
+_STEPS: dict = {}
 
 
 @dataclass
@@ -233,13 +236,16 @@ class Association:
     # --- negotiation --------------------------------------------------------
     def transition(self, pdu_type: int, sender: int):
         """Apply the table; returns the problem text of a violation, or None."""
-        cell = TRANSITIONS.get((self.state, pdu_type, sender))
-        if cell is None:
-            nxt, problem = self.state, "unexpected PDU in this state"
-        else:
-            nxt, problem = cell
+        key = (self.state, pdu_type, sender)
+        step = _STEPS.get(key)
+        if step is None:
+            cell = TRANSITIONS.get(key)
+            nxt, problem = (self.state, "unexpected PDU in this state") if cell is None else cell
+            # one history entry object per step, shared by every PDU that takes it
+            step = _STEPS[key] = (nxt, problem, key + (nxt,))
+        nxt, problem, entry = step
         h = self.history
-        h.append((self.state, pdu_type, sender, nxt))
+        h.append(entry)
         if len(h) > 2 * MAX_HISTORY:  # one per PDU: a long association keeps its last ones
             del h[:MAX_HISTORY]
         prev = self.state
