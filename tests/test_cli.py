@@ -364,3 +364,31 @@ def test_help_lists_every_command(capsys):
         assert f"    {name} " in listed
     assert main(["sumary", "x.pcap"]) == 2
     assert "invalid choice: 'sumary'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("columns", ["50", "120", "", "junk"])
+def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns):
+    """cli's help formatters find the width without shutil, as argparse does with it."""
+    import argparse
+
+    from fastdicom.cli import build_parser
+    monkeypatch.setenv("COLUMNS", columns)
+    top = build_parser(["summary"])
+    summary = top._subparsers._group_actions[0].choices["summary"]
+    for parser, stock in ((top, argparse.HelpFormatter),
+                          (summary, argparse.RawDescriptionHelpFormatter)):
+        ours = parser.format_help()
+        parser.formatter_class = stock
+        assert ours == parser.format_help()
+
+
+def test_start_up_leaves_heavy_modules_for_later():
+    """Parsing a summary's arguments and opening its capture import neither
+    shutil (with zlib, bz2, lzma), gzip nor json: the walk starts first."""
+    code = ("import sys; from fastdicom import cli, commands, capture; "
+            f"a = cli.build_parser(['summary', {RA!r}]).parse_args(['summary', {RA!r}]); "
+            "s = capture.walk_ahead(a.captures[0], commands.engine_options(a, 65536), True); "
+            "s and s.close(); print(sorted(m for m in ('shutil', 'gzip', 'json') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), check=True).stdout
+    assert out.strip() == "[]"

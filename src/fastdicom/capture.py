@@ -13,12 +13,10 @@ of events walked ahead are alive at a time.
 
 from __future__ import annotations
 
-import gzip
 import os
 import stat
 import sys
 import time
-import zlib
 from contextlib import ExitStack, contextmanager
 
 from . import _pyfilereader, core
@@ -324,6 +322,9 @@ def _fed(engine, parts):
 
 def _stream_chunks(raw, info: CaptureInfo, chunk: int):
     """Chunks from a non-seekable stream, inflating gzip when the content says so."""
+    import gzip  # only for streams: not at every start (with its zlib, 1 ms)
+    import zlib
+
     head = _read_some(raw, 2)
     if head[:2] == GZIP_MAGIC:
         info.compressed = True

@@ -8,7 +8,6 @@ problems at or above the given severity; 2 usage errors or an unreadable file
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -42,6 +41,40 @@ def _common(p: argparse.ArgumentParser, filters=True):
                         "a share of the connections; 0 means every CPU; default: every CPU "
                         "for captures of 256 MB or more, else 1")
     _bounds(p)
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size()`` tells it
+    (COLUMNS, else standard output's terminal, else 80), without importing
+    shutil: argparse asks for it at every ``add_argument``, and shutil
+    brings its archive modules along (zlib, bz2, lzma: 2 ms of every start)."""
+    try:
+        n = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        n = 0
+    if n <= 0:
+        try:
+            n = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            n = 0
+    return n if n > 0 else 80
+
+
+class _Width:
+    """Help text as wide as the terminal (argparse's own rule, ``_columns``)."""
+
+    def __init__(self, *args, **kwargs):
+        if len(args) < 4 and kwargs.get("width") is None:
+            kwargs["width"] = _columns() - 2
+        super().__init__(*args, **kwargs)
+
+
+class _Help(_Width, argparse.HelpFormatter):
+    pass
+
+
+class _RawHelp(_Width, argparse.RawDescriptionHelpFormatter):
+    pass
 
 
 def _size(text: str) -> int:
@@ -108,7 +141,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="fastdicom",
         description="Fast, exact analysis of DICOM network traffic in packet captures.",
-        epilog="Run 'fastdicom COMMAND --help' for the options of a command.")
+        epilog="Run 'fastdicom COMMAND --help' for the options of a command.",
+        formatter_class=_Help)
     ap.add_argument("--version", action="version", version=f"fastdicom {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
@@ -117,7 +151,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         if chosen is None or name == chosen:
             add(sub)
         else:
-            sub.add_parser(name, help=_COMMAND_HELP[name])
+            sub.add_parser(name, help=_COMMAND_HELP[name], formatter_class=_Help)
     return ap
 
 
@@ -142,7 +176,7 @@ def _add_summary(sub) -> None:
                     "negotiation, operations with statuses and timings, the objects that "
                     "crossed the wire, and expert info.",
         epilog="Example: fastdicom summary night.pcap.gz --format json -o night.json\n" + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p)
     p.add_argument("--format", choices=("text", "json", "jsonl", "csv"), default="text",
                    help="text: a readable report; json: one document (the contract in the "
@@ -169,7 +203,7 @@ def _add_export(sub) -> None:
                     "written under a normal name.",
         epilog="Example: fastdicom export study.pcap -o objects/ --layout patient --verify\n"
                + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p, filters=False)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--min-size", type=int, default=0, metavar="BYTES",
@@ -201,7 +235,7 @@ def _add_pdus(sub) -> None:
         description="List every PDU: frames, time, source and destination, PDU type and "
                     "Wireshark-style info text.",
         epilog="Example: fastdicom pdus capture.pcap -Y 'dicom.pdu.type == 1'\n" + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p)
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("-o", "--output", metavar="FILE")
@@ -217,7 +251,7 @@ def _add_show(sub) -> None:
         epilog="Example: fastdicom show capture.pcap -Y 'dicom.pdu.type == 1'\n"
                "         fastdicom show capture.pcap -Y 'dicom.tag == 0x00100010' --format json\n"
                + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p)
     p.add_argument("--sequence-subtrees", dest="seq_tree", action=argparse.BooleanOptionalAction,
                    default=True, help="show sequence items as nested subtrees (Wireshark's "
@@ -237,7 +271,7 @@ def _add_expert(sub) -> None:
         "expert", help=_COMMAND_HELP["expert"],
         description="List the expert infos with frame, time, association and message.",
         epilog="Example: fastdicom expert capture.pcap --min-severity warning\n" + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p)
     p.add_argument("--min-severity", choices=("chat", "note", "warning", "error"), default="chat")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
@@ -256,7 +290,7 @@ def _add_analyze(sub) -> None:
         epilog="Example: fastdicom analyze night.pcap --ports 104,11112 --fail-on error\n"
                "         fastdicom analyze a.pcap b.pcap --format json -o findings.json\n"
                + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p, filters=False)
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: findings by severity with explanations; json: one document")
@@ -275,7 +309,7 @@ def _add_report(sub) -> None:
                     "operations.  --redact removes patient-identifying values before sharing; "
                     "--fail-on counts the findings.",
         epilog="Example: fastdicom report night.pcap -o night.html --redact\n" + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     _common(p, filters=False)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
     p.add_argument("--title", metavar="TEXT", help="title of the report (default: the capture names)")
@@ -294,7 +328,7 @@ def _add_batch(sub) -> None:
         epilog="Example: fastdicom batch /data/taps/ -o tables/ --workers 4\n"
                "         duckdb -c \"select calling_ae, count(*) from 'tables/operations/**/*.parquet' "
                "group by 1\"\n" + EPILOG_PORTS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="capture file, folder or glob pattern")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="output folder (created; a second run resumes)")
@@ -322,7 +356,7 @@ def _add_sample(sub) -> None:
                     "the other commands on.",
         epilog="Example: fastdicom summary $(fastdicom sample)\n"
                "         fastdicom pdus \"$(fastdicom sample query_retrieve)\" --ports 5678,11113",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     p.add_argument("name", nargs="?", default=None,
                    help="store_reject_abort (default) or query_retrieve")
 
@@ -339,7 +373,7 @@ def _add_fields(sub) -> None:
                "          fastdicom summary capture.pcap -Y 'dicom.op.status_class == \"failure\"'\n"
                "Syntax: ==, !=, <, <=, >, >=, contains, matches, in {1 2 5..7}; and, or, not and "
                "parentheses; a bare field tests presence.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_RawHelp)
     p.add_argument("word", nargs="?", default=None, metavar="WORD",
                    help="show only the fields whose name contains WORD")
     p.add_argument("--format", choices=("text", "json"), default="text",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 
@@ -223,6 +222,7 @@ def _write_summary(args, doc, flt):
         if args.format == "json":
             summary.write_json(doc, out)
         elif args.format == "jsonl":
+            import json
             for line in summary.jsonl_lines(doc):
                 out.write(json.dumps(line, default=str) + "\n")
         elif args.format == "csv":
@@ -251,6 +251,7 @@ class _FollowOperations:
             if not any(x["operations"] for x in kept.get("associations", ())):
                 return
         if self.args.format == "jsonl" or self.args.format == "json":
+            import json
             line = json.dumps(d, default=str)
         else:
             line = summary.operation_line(d)
@@ -355,6 +356,7 @@ class _ExpertPrinter:
         if self.flt is not None and not self.flt.match_expert(info, dec):
             return
         if self.fmt == "jsonl":
+            import json
             self.out.write(json.dumps(info.to_json()) + "\n")
         else:
             from .show import expert_line
