@@ -1,4 +1,4 @@
-"""Build the Cython core and the export writer.  A compiler failure fails the build: there is no silent
+"""Build the Cython core, the export writer, the read-ahead reader and the JSON writer.  A compiler failure fails the build: there is no silent
 pure-Python fallback (set FASTDICOM_PURE_PYTHON=1 at run time to choose the twin)."""
 import os
 
@@ -32,9 +32,10 @@ exts = [
         extra_compile_args=cflags + ["-Wno-unused-function"],
         extra_link_args=ldflags + extra,
     )
-    # the core (sans-IO byte work), the export sink's native writer threads
-    # and the capture reader's read-ahead thread
-    for name, extra in (("_core", []), ("_filewriter", ["-pthread"]), ("_filereader", ["-pthread"]))
+    # the core (sans-IO byte work), the export sink's native writer threads,
+    # the capture reader's read-ahead thread and the summary's JSON writer
+    for name, extra in (("_core", []), ("_filewriter", ["-pthread"]), ("_filereader", ["-pthread"]),
+                        ("_jsontext", []))
 ]
 
 setup(ext_modules=cythonize(exts, compiler_directives=directives, annotate=debug))
