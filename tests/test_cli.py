@@ -392,3 +392,42 @@ def test_start_up_leaves_heavy_modules_for_later():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_file_output_writes_on_a_thread_of_its_own(tmp_path):
+    """-o FILE: text gathered, encoded and written by the output thread, in order."""
+    import threading
+
+    from fastdicom.commands import FileOutput, output
+    path = tmp_path / "out.txt"
+    pieces = [f"line {i} \u00e9\u20ac\n" * (i % 50) for i in range(12000)]
+    with output(str(path)) as out:
+        assert isinstance(out, FileOutput)
+        for k, p in enumerate(pieces):
+            out.write(p)
+            if k % 997 == 0:
+                out.flush()
+    assert path.read_text(encoding="utf-8") == "".join(pieces)
+    assert len("".join(pieces)) > 3 * FileOutput.PIECE  # several pieces went to the thread
+    assert not [t for t in threading.enumerate() if t.name == "fastdicom-output"]
+
+
+def test_file_output_errors(tmp_path):
+    from fastdicom.commands import output
+    if os.path.exists("/dev/full"):
+        with pytest.raises(OSError) as e:
+            with output("/dev/full") as out:
+                out.write("x" * (3 << 20))
+        assert "No space" in str(e.value)
+    # an error of the command is not hidden by the output's, and the thread ends
+    with pytest.raises(KeyError):
+        with output(str(tmp_path / "o.txt")) as out:
+            out.write("partial")
+            raise KeyError("boom")
+    assert (tmp_path / "o.txt").read_text() == "partial"
+
+
+def test_summary_to_a_file_is_what_standard_output_gets(capsys, tmp_path):
+    code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json")
+    code2, _, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json", "-o", str(tmp_path / "s.json"))
+    assert code == code2 and (tmp_path / "s.json").read_text(encoding="utf-8") == out

@@ -28,7 +28,6 @@ and is handed to ``out.write`` in pieces of about 1 MiB, never whole.
 from cpython.dict cimport PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport PyObject
-from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
@@ -52,6 +51,10 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     long long PyLong_AsLongLongAndOverflow(object, int *) except? -1
     object PyUnicode_DecodeASCII(const char *, Py_ssize_t, const char *)
+    # what float.__repr__ writes (shortest text that reads back the same double)
+    char *PyOS_double_to_string(double, char, int, int, int *) except NULL
+    void PyMem_Free(void *)
+    enum: Py_DTSF_ADD_DOT_0
 
 cdef extern from "<math.h>":
     bint isnan(double)
@@ -169,22 +172,42 @@ cdef class _Writer:
         return self.put_text(encode_basestring_ascii(s))
 
     cdef int integer(self, object v) except -1:
+        """An exact int in decimal, as int.__repr__ writes it."""
         cdef int overflow = 0
         cdef long long x = PyLong_AsLongLongAndOverflow(v, &overflow)
-        cdef char tmp[32]
-        cdef int k
+        cdef unsigned long long u
+        cdef char tmp[24]
+        cdef int k = 24
         if overflow:
             return self.put_text(int.__repr__(v))
-        k = snprintf(tmp, 32, "%lld", x)
-        return self.put(tmp, k)
+        u = <unsigned long long>(-(x + 1)) + 1 if x < 0 else <unsigned long long>x
+        while True:
+            k -= 1
+            tmp[k] = <char>(48 + u % 10)
+            u //= 10
+            if u == 0:
+                break
+        if x < 0:
+            k -= 1
+            tmp[k] = 45  # '-'
+        return self.put(tmp + k, 24 - k)
 
     cdef int real(self, object v) except -1:
+        """An exact float as float.__repr__ writes it; NaN and infinities as json does."""
         cdef double x = PyFloat_AS_DOUBLE(v)
+        cdef char *text
+        cdef Py_ssize_t n = 0
         if isnan(x):
             return self.put("NaN", 3)
         if isinf(x):
             return self.put("Infinity", 8) if x > 0 else self.put("-Infinity", 9)
-        return self.put_text(float.__repr__(v))
+        text = PyOS_double_to_string(x, 114, 0, Py_DTSF_ADD_DOT_0, NULL)  # 'r'
+        while text[n]:
+            n += 1
+        try:
+            return self.put(text, n)
+        finally:
+            PyMem_Free(text)
 
     cdef int compact(self, object v, int depth) except -1:
         """``v`` on one line, as json.dumps(separators=(", ", ": ")) writes it."""
