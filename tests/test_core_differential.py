@@ -123,6 +123,27 @@ def test_fixture_whole_and_random_chunks(path, name):
     assert whole == chunked  # the chunking of the input never matters
 
 
+def test_twin_survives_memoryviews_that_outlive_the_walk(monkeypatch):
+    """A sampling profiler (a Dask worker's) keeps the frames it samples, and
+    with them the memoryviews of the twin's input buffer that they hold: the
+    buffer can then not be resized.  The twin takes a new buffer instead, and
+    its events are the same."""
+    data = load(DATA / "real" / "big_store.pcap")
+    chunks = random_chunks(len(data), 7, largest=20000)
+    want = outcome(_pycore, data, chunks)
+    held = []
+    record = _pycore.Engine._record
+
+    def keeping(self, linktype, ts, view, wirelen):
+        held.append(view)  # as a frame kept by a profiler would
+        del held[:-3]
+        return record(self, linktype, ts, view, wirelen)
+
+    monkeypatch.setattr(_pycore.Engine, "_record", keeping)
+    got = outcome(_pycore, data, chunks)
+    assert held and got == want and got[0] != "raised"
+
+
 @pytest.mark.parametrize("name", ["default", "small-pieces"])
 @pytest.mark.parametrize("path", [p for p in CAPTURES if len(load(p)) < SMALL], ids=lambda p: p.name)
 def test_fixture_byte_by_byte(path, name):

@@ -443,11 +443,20 @@ class Engine:
         if the input is not a capture at all."""
         if self._finished:
             raise ValueError("feed() after finish()")
-        self._buf += data
+        try:
+            self._buf += data
+        except BufferError:
+            # a memoryview of the records walked last time is still alive: a
+            # frame that holds it outlived the walk (a sampling profiler, such
+            # as a Dask worker's, keeps the frames it takes): a new buffer
+            self._buf = self._buf + data
         self.counters["bytes"] += len(data)
         self._parse(False)
         if self._pos:
-            del self._buf[:self._pos]
+            try:
+                del self._buf[:self._pos]
+            except BufferError:  # as above
+                self._buf = self._buf[self._pos:]
             self._foff += self._pos
             self._pos = 0
 
