@@ -1,6 +1,7 @@
 """Throughput of the whole pipeline and of its stages: capture to summary,
-capture to exported files, the progress bar's cost, the tag walk, and the
-export writer alone.  Each reports ``extra_info['MB/s']``."""
+the summary's JSON text, capture to exported files, the progress bar's cost,
+the tag walk, and the export writer alone.  Each reports
+``extra_info['MB/s']`` (of capture bytes; of text bytes for the JSON)."""
 
 import os
 import shutil
@@ -31,6 +32,33 @@ def test_capture_to_summary(benchmark, capture, rounds):
     doc = benchmark.pedantic(_summary, args=(capture.path,), rounds=rounds, warmup_rounds=1)
     assert doc["counts"]["objects_complete"] == len(capture.truth["received"])
     _mbps(benchmark, capture.size)
+
+
+@pytest.fixture(scope="module")
+def summary_document(capture):
+    return _summary(capture.path)
+
+
+@pytest.mark.parametrize("writer", ["_jsontext", "_pyjsontext"], ids=["compiled", "twin"])
+def test_summary_json_text(benchmark, summary_document, rounds, writer):
+    """The summary document to its JSON text (`summary --format json`), by the
+    compiled writer and by its pure-Python twin; extra_info has the text's size."""
+    import importlib
+    import io
+
+    from fastdicom.core import PURE_PYTHON
+    if PURE_PYTHON and writer == "_jsontext":
+        pytest.skip("the compiled writer is not used with FASTDICOM_PURE_PYTHON=1")
+    write = importlib.import_module(f"fastdicom.{writer}").write_json
+
+    def text():
+        out = io.StringIO()
+        write(summary_document, out)
+        return out.getvalue()
+
+    got = benchmark.pedantic(text, rounds=rounds, warmup_rounds=1)
+    assert got.startswith("{\n") and len(summary_document["objects"]) > 0
+    _mbps(benchmark, len(got), objects=len(summary_document["objects"]), text_bytes=len(got))
 
 
 class _QuietProgress:
