@@ -242,6 +242,8 @@ class Decoder:
             a = fl.association
             if a is not None:
                 self._end(a, END_TEXT[E.END_EOF], self.last_time, None)
+        # no event of this capture comes after this: finish() need not end them again
+        self.flows = {}
 
     def feed(self, events) -> None:
         d = self._dispatch
