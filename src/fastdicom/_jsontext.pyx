@@ -31,7 +31,6 @@ from cpython.ref cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
-import json
 from json.encoder import encode_basestring_ascii
 
 IMPLEMENTATION = "cython"
@@ -64,24 +63,10 @@ cdef enum:
     FLUSH_AT = 1 << 20  # bytes held before they go to out.write
     MAX_DEPTH = 900  # nesting deeper than this is refused, as the twin's recursion would be
 
-# what json.dumps(v, separators=(", ", ": "), default=str) writes: the fallback
-# for every value that is not one of the exact types written here
-_compact = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
-try:
-    from json.encoder import c_make_encoder as _make
-except ImportError:  # pragma: no cover - CPython always has _json
-    _make = None
-if _make is not None:
-    _c_encode = _make(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)
-
-    def _compact(v):  # noqa: F811 - the same text without JSONEncoder.encode's set-up per call
-        return "".join(_c_encode(v, 0))
-
-
-def _key_text(k):
-    """A dict key that is not a string, as json writes it (1 -> "1", None -> "null")."""
-    text = json.dumps({k: 0})  # '{"1": 0}'
-    return text[1:len(text) - 4]  # (this module is built without negative indexing)
+# the fallbacks, shared with the twin: a value that is not one of the exact
+# types written here, as json.dumps(v, separators=(", ", ": "), default=str)
+# writes it, and a dict key that is not a string
+from ._pyjsontext import compact as _compact, key_text as _key_text
 
 
 cdef inline bint _plain_ascii(const char *p, Py_ssize_t n) noexcept:

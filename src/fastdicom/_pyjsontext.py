@@ -11,7 +11,27 @@ is itself a container; everything else is written compact, as
 
 from __future__ import annotations
 
+import json
+from json.encoder import c_make_encoder, encode_basestring_ascii
+
 IMPLEMENTATION = "python"
+
+if c_make_encoder is not None:
+    # one C encoder for every record: JSONEncoder.encode makes a new one per call
+    _c_encode = c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+
+    def compact(v) -> str:
+        """``v`` on one line, as ``json.dumps(v, separators=(", ", ": "),
+        default=str)`` writes it (also the compiled writer's fallback)."""
+        return "".join(_c_encode(v, 0))
+else:  # pragma: no cover - CPython always has _json
+    compact = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
+
+
+def key_text(k) -> str:
+    """A dict key that is not a string, as json writes it (1 -> "1", None -> "null")."""
+    text = json.dumps({k: 0})  # '{"1": 0}'
+    return text[1:len(text) - 4]
 
 
 def write_json(doc, out) -> None:
@@ -19,17 +39,6 @@ def write_json(doc, out) -> None:
     ``json.dump(indent=...)`` runs in pure Python node by node; this encodes
     every record with the C encoder (about twice as fast), and only the
     containers node by node."""
-    import json
-    from json.encoder import c_make_encoder, encode_basestring_ascii
-
-    compact = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
-    if c_make_encoder is not None:
-        # one C encoder for every record: JSONEncoder.encode makes a new one per call
-        c_encode = c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ",
-                                  False, False, True)
-
-        def compact(v) -> str:  # noqa: F811 - the same text, without the per-call set-up
-            return "".join(c_encode(v, 0))
     parts: list = []  # written out every few hundred pieces (one write per piece is slow;
     # holding many would add to the peak memory)
     write = parts.append
@@ -86,7 +95,7 @@ def write_json(doc, out) -> None:
                 if head is None:
                     # keys as json writes them: 1 -> "1", None -> "null"
                     head = keys[sep, k] = sep + (encode_basestring_ascii(k) if isinstance(k, str)
-                                                 else json.dumps({k: 0})[1:-4]) + ": "
+                                                 else key_text(k)) + ": "
                 write(head)
                 sep = ",\n" + inner
                 enc(x, inner)
