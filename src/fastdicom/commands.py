@@ -103,28 +103,31 @@ class FileOutput:
         self._check()
         self._queue.put(data)
 
+    def _gathered(self) -> bytes:
+        """The text gathered so far, encoded; the gathering starts again."""
+        data = "".join(self._parts).encode("utf-8")
+        self._parts = []
+        self._size = 0
+        return data
+
     def write(self, text: str) -> int:
         self._parts.append(text)
         self._size += len(text)
         if self._size >= self.PIECE:
-            self._hand_over("".join(self._parts).encode("utf-8"))
-            self._parts = []
-            self._size = 0
+            self._hand_over(self._gathered())
         return len(text)
 
     def flush(self):
         """Everything written so far goes to the file (the thread flushes it)."""
         if self._parts:
-            self._hand_over("".join(self._parts).encode("utf-8"))
-            self._parts = []
-            self._size = 0
+            self._hand_over(self._gathered())
         self._hand_over(_FLUSH)
 
     def close(self, raise_error: bool = True):
         """Write what is left, wait for the thread and close the file."""
         try:
             if self._parts and self._error is None:
-                self._queue.put("".join(self._parts).encode("utf-8"))
+                self._queue.put(self._gathered())
             self._parts = []
         finally:
             self._queue.put(None)
