@@ -468,8 +468,8 @@ def _init_worker(read):
 def _summary_worker(names, options, k, n, hash_data, read_ahead):
     from . import summary
     from .decoder import Decoder
-    sink = summary.SummarySink()
-    dec = Decoder([sink], hash_data=hash_data)
+    sink = summary.SummarySink(records=True)
+    dec = Decoder([sink], hash_data=hash_data, keep_ended=False, keep_objects=False)
     dec.drop_capture_level = k != 0  # worker 0 alone reports the file's own conditions
     done = {}
 

@@ -294,14 +294,16 @@ def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
             status = 1 if any(_S.parse(e["severity"]) >= limit for e in doc["expert"]) else 0
         _write_summary(args, doc, flt)
         return status
-    sink = summary.SummarySink()
+    # records made as connections end, which are then forgotten: memory holds
+    # one record per association and object, not all the decoding made
+    sink = summary.SummarySink(records=True, redact=args.redact)
     sinks = [sink]
     follow = None
     if args.follow:
         follow = _FollowOperations(args, flt)
         sinks.append(follow)
     dec, infos = _analyse(args, sinks, data_limit=data_limit, read_ahead=read_ahead, started=started,
-                          hash_data=args.hash)
+                          hash_data=args.hash, keep_ended=False, keep_objects=False)
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)

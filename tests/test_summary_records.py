@@ -1,0 +1,176 @@
+"""The summary made from records as connections end is the summary made from
+the whole decoder.
+
+``summary`` runs a ``SummarySink(records=True)`` with a decoder made with
+``keep_ended=False``: each connection's associations and objects become
+their JSON records when the connection is over, and the decoder forgets it.
+These tests hold that document equal to the one ``build`` makes from a
+decoder that kept everything, on every capture the tests have (clean,
+mutated as a tap mutates them, several captures in one run, redacted, with
+digests), and check that what ended is really let go.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import pcapgen as G
+from fastdicom import capture, summary
+from fastdicom.decoder import Decoder
+from helpers import DATA, ports_of
+from mutations import mutate
+
+CAPTURES = sorted(p for d in ("real", "public", "made", "loopback") for p in (DATA / d).iterdir()
+                  if p.suffix in (".pcap", ".pcapng", ".gz") or p.name.endswith(".pcap.gz"))
+
+
+def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=()):
+    sink = summary.SummarySink(records=records, redact=redact)
+    dec = Decoder([sink, *sinks], hash_data=hash_data, keep_ended=not records, keep_objects=not records)
+    opts = capture.EngineOptions(ports=ports or ports_of(Path(paths[0])))
+    infos = capture.run([str(p) for p in paths], dec, opts, read_ahead=False)
+    return summary.build(dec, infos, sink, redact=redact), dec, sink
+
+
+def _text(doc) -> str:
+    """The document as written: its order counts (== on dicts ignores it)."""
+    out = io.StringIO()
+    summary.write_json(doc, out)
+    return out.getvalue()
+
+
+def _both(paths, **kw):
+    whole, _, _ = _run(paths, records=False, **kw)
+    recs, dec, sink = _run(paths, records=True, **kw)
+    return _text(whole), _text(recs), dec, sink
+
+
+def test_every_capture_is_found():
+    assert len(CAPTURES) >= 25
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_records_give_the_whole_decoder_summary(path):
+    whole, recs, dec, sink = _both([path])
+    assert recs == whole
+    # what ended is let go: no connection, association, object or fact is held
+    assert dec.flows == {}
+    assert all(a is None for a in dec.associations)
+    assert dec.objects == []
+    assert sink.object_info == {} and sink._ended == {}
+
+
+@pytest.mark.parametrize("name", ["store_dcmtk", "concurrent"])
+@pytest.mark.parametrize("mode", ["reorder", "dup", "overlap", "drop", "midstream"])
+def test_records_on_what_a_tap_does(tmp_path, name, mode):
+    src = DATA / "real" / f"{name}.pcap"
+    if not src.exists():
+        pytest.fail(f"fixture {src} is missing")
+    out = tmp_path / f"{name}.{mode}.pcap"
+    out.write_bytes(mutate(src.read_bytes(), mode, seed=3, rate=0.08))
+    whole, recs, _, _ = _both([out], ports=ports_of(src))
+    assert recs == whole
+    assert json.loads(whole)["counts"]["associations"] > 0
+
+
+def test_records_redacted_and_hashed():
+    path = DATA / "real" / "store_syntaxes.pcap"
+    whole, recs, _, _ = _both([path], redact=True, hash_data=True)
+    assert recs == whole
+    assert any(o["sha256"] for o in json.loads(recs)["objects"])
+
+
+def test_records_of_several_captures_in_one_run(tmp_path):
+    """Association numbers and object order over captures, the same file twice included."""
+    real = sorted((DATA / "real").glob("*.pcap"))[:3]
+    paths = real + [real[0]]
+    whole, recs, _, _ = _both(paths, ports=(104, 11112, 11113, 11114))
+    assert recs == whole
+    assocs = json.loads(recs)["associations"]
+    assert [a["id"] for a in assocs] == list(range(len(assocs)))
+
+
+def _many(n, tmp_path, overlap=False):
+    """``n`` small C-STORE associations, one after another (or all at once)."""
+    convs = [G.store_conversation([f"1.2.3.{k}"], client=("10.0.0.1", 40000 + k),
+                                  t0=1_700_000_000.0 + (0 if overlap else k * 0.01)) for k in range(n)]
+    p = tmp_path / "many.pcap"
+    p.write_bytes(G.pcap(*convs, interleave=overlap))
+    return p
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_records_of_many_associations(tmp_path, overlap):
+    path = _many(40, tmp_path, overlap)
+    whole, recs, _, _ = _both([path], ports=(104,))
+    assert recs == whole
+    counts = json.loads(recs)["counts"]
+    assert counts["associations"] == 40 and counts["objects"] == 40
+
+
+class _Watch:
+    """Counts on_connection_end, and how many connections the decoder holds then."""
+
+    def __init__(self):
+        self.ended = []
+        self.held = []
+        self.decoder = None
+
+    def on_connection_end(self, fl):
+        self.ended.append(fl.id)
+        self.held.append(len(self.decoder.flows))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_each_connection_ends_once(tmp_path, keep):
+    path = _many(25, tmp_path)
+    w = _Watch()
+    dec = Decoder([w], keep_ended=keep)
+    w.decoder = dec
+    capture.run([str(path)], dec, capture.EngineOptions(ports=(104,)), read_ahead=False)
+    assert sorted(w.ended) == sorted(set(w.ended)) and len(w.ended) == 25
+    if keep:
+        assert len([a for a in dec.associations if a is not None]) == 25
+    else:
+        # one after another: a connection is forgotten before the next ends
+        assert max(w.held) == 1
+        assert dec.associations == [None] * 25
+
+
+def test_summary_command_output_is_unchanged(tmp_path, capsys):
+    """The command (records) against build() over a decoder that kept everything."""
+    from fastdicom import cli
+    path = DATA / "real" / "concurrent.pcap"
+    out = tmp_path / "s.json"
+    assert cli.main(["summary", str(path), "--format", "json", "-o", str(out), "--workers", "1"]) == 0
+    whole, _, _ = _run([path], records=False, ports=(104, 11112))
+    mine = tmp_path / "w.json"
+    with open(mine, "w") as f:
+        summary.write_json(whole, f)
+    assert out.read_bytes() == mine.read_bytes()
+
+
+CYCLE_CAPTURES = ["query_retrieve", "nservices", "reject_abort", "concurrent", "multi_pdv", "negotiation"]
+
+
+@pytest.mark.parametrize("name", CYCLE_CAPTURES)
+def test_forgotten_connections_leave_no_cycles(name):
+    """A forgotten connection is freed by reference counting at once, not
+    left for the cyclic collector (whose passes over it cost time)."""
+    import gc
+    path = DATA / "real" / f"{name}.pcap"
+    gc.collect()
+    gc.disable()
+    try:
+        _, dec, sink = _run([path], records=True)
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert dec.flows == {} and sink.association_records
+    # a few objects of the run's own (frames, the engine) may be cyclic; a
+    # connection's are dozens each
+    assert found < 40, found
