@@ -117,8 +117,10 @@ def settle(seconds: float) -> None:
     nothing is deleted until the row is over.  The repeats are not each
     preceded by the wait: on this VM, memory left untouched for a minute goes
     back to the host, and the first run after the wait pays for faulting it
-    in again (it shows as that run's own user and system time).  Each row
-    that writes lists all its times, the first one included."""
+    in again (it shows as that run's own user and system time).  So such a
+    row starts with one untimed warm-up run, as ``hyperfine --warmup`` does,
+    into a folder of its own; each row that writes lists all its times, the
+    warm-up's included."""
     os.sync()
     time.sleep(max(0.0, seconds))
 
@@ -180,17 +182,21 @@ def main(argv=None) -> int:
         mb = cap.stat().st_size / 1e6
         warm(cap)
 
-        def row(name, cmd, repeat=a.repeat, before=None):
-            """``cmd``: a command, or a function of the repeat's number giving one."""
+        def row(name, cmd, repeat=a.repeat, before=None, warmup=None):
+            """``cmd``: a command, or a function of the repeat's number giving one.
+            ``warmup``: a command run once, untimed, after ``before`` (its time
+            is listed with the others)."""
             walls, rsss = [], []
             if before is not None:
                 before()
+            warm_wall = run(warmup)[0] if warmup is not None else None
             for k in range(max(1, repeat)):
                 wall, rss = run(cmd(k) if callable(cmd) else cmd)
                 walls.append(wall)
                 rsss.append(rss)
             if before is not None:
                 checks.append(f"{size}: {name}, every run in order: "
+                              + (f"(warm-up, not counted: {warm_wall:.2f} s) " if warm_wall is not None else "")
                               + ", ".join(f"{w:.2f} s" for w in walls))
             walls.sort()
             wall = walls[len(walls) // 2]
@@ -229,7 +235,9 @@ def main(argv=None) -> int:
             for how, prefix in pinned:
                 outs = [Path(tmp) / f"export{k}" for k in range(max(1, a.repeat))]
                 row("fastdicom export" + how, lambda k, prefix=prefix, outs=outs: prefix + fd + [
-                    "export", str(cap), "--ports", "11112", "-o", str(outs[k])], before=lambda: settle(a.settle))
+                    "export", str(cap), "--ports", "11112", "-o", str(outs[k])], before=lambda: settle(a.settle),
+                    warmup=prefix + fd + ["export", str(cap), "--ports", "11112", "-o", str(Path(tmp) / "warm")])
+                shutil.rmtree(Path(tmp) / "warm")
                 for k, out in enumerate(outs):
                     got, want = exported_matches(truth, out)
                     checks.append(f"{size}: fastdicom export{how} (run {k + 1}) matched {got}/{want} objects "
@@ -240,8 +248,9 @@ def main(argv=None) -> int:
             for how, flags in (("page cache", []), ("O_DIRECT", ["oflag=direct"])):
                 row(f"dd: write the capture's size to disk ({how})", lambda k, flags=flags: [
                     "dd", f"if={cap}", f"of={dds[k]}", "bs=8M", *flags, "status=none"],
-                    before=lambda: settle(a.settle))
-                for p in dds:
+                    before=lambda: settle(a.settle),
+                    warmup=["dd", f"if={cap}", f"of={Path(tmp) / 'warm.bin'}", "bs=8M", *flags, "status=none"])
+                for p in dds + [Path(tmp) / "warm.bin"]:
                     p.unlink()
         row("dpkt header loop (Ethernet/IP/TCP)", [py, "-c", DPKT_LOOP, str(cap)], repeat=1)
         if tshark and (a.tshark_sizes is None or size in a.tshark_sizes.split(",")):
