@@ -398,3 +398,18 @@ def test_cli(tmp_path):
     syn_at = [i for i, (_, _, tcp) in enumerate(packets) if tcp.flags == dpkt.tcp.TH_SYN]
     fin_at = [i for i, (_, _, tcp) in enumerate(packets) if tcp.flags & dpkt.tcp.TH_FIN]
     assert syn_at[1] > fin_at[1]
+
+
+def test_many_small_associations(tmp_path):
+    """benchmarks/make_many_small.py: N whole associations, one after another."""
+    import make_many_small
+    from helpers import summarize
+    out = tmp_path / "many.pcap"
+    make_many_small.write(7, str(out))
+    doc = summarize(out, ports=(104,))
+    c = doc["counts"]
+    assert (c["associations"], c["objects"], c["objects_complete"]) == (7, 7, 7)
+    assert c["operations_by_command"] == {"C-STORE": {"success": 7}}
+    assert len({a["client"] for a in doc["associations"]}) == 7
+    assert all(a["end"] == "released" for a in doc["associations"])
+    assert doc["expert"] == []
