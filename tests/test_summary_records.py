@@ -28,8 +28,8 @@ CAPTURES = sorted(p for d in ("real", "public", "made", "loopback") for p in (DA
                   if p.suffix in (".pcap", ".pcapng", ".gz") or p.name.endswith(".pcap.gz"))
 
 
-def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=()):
-    sink = summary.SummarySink(records=records, redact=redact)
+def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=(), spill=False):
+    sink = summary.SummarySink(records=records, redact=redact, spill=spill)
     dec = Decoder([sink, *sinks], hash_data=hash_data, keep_ended=not records, keep_objects=not records)
     opts = capture.EngineOptions(ports=ports or ports_of(Path(paths[0])))
     infos = capture.run([str(p) for p in paths], dec, opts, read_ahead=False)
@@ -44,9 +44,28 @@ def _text(doc) -> str:
 
 
 def _both(paths, **kw):
+    """The whole decoder's summary, and the records' (held or spilled to a file)."""
     whole, _, _ = _run(paths, records=False, **kw)
     recs, dec, sink = _run(paths, records=True, **kw)
-    return _text(whole), _text(recs), dec, sink
+    spilled, _, ssink = _run(paths, records=True, spill=True, **kw)
+    # a spilled summary holds no record in memory; its lists read them back
+    assert ssink.association_records == [] and ssink.object_records == []
+    assert isinstance(spilled["associations"], summary.RecordList)
+    text = _text(whole)
+    assert _text(spilled) == text
+    for write in (_jsonl, _csv):
+        assert write(spilled) == write(whole)
+    return text, _text(recs), dec, sink
+
+
+def _jsonl(doc) -> str:
+    return "\n".join(json.dumps(line) for line in summary.jsonl_lines(doc))
+
+
+def _csv(doc) -> str:
+    out = io.StringIO()
+    summary.write_csv(doc, out)
+    return out.getvalue()
 
 
 def test_every_capture_is_found():
@@ -174,3 +193,31 @@ def test_forgotten_connections_leave_no_cycles(name):
     # a few objects of the run's own (frames, the engine) may be cyclic; a
     # connection's are dozens each
     assert found < 40, found
+
+
+def test_spilled_lists_read_again_and_empty(tmp_path):
+    """A RecordList reads its records again on every pass; a run with no
+    association writes the same document as a held one."""
+    path = DATA / "real" / "concurrent.pcap"
+    doc, _, _ = _run([path], records=True, spill=True)
+    first = list(doc["associations"])
+    assert first == list(doc["associations"]) and len(first) == len(doc["associations"]) > 1
+    assert [a["id"] for a in first] == list(range(len(first)))
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(G.pcap())
+    whole, recs, _, _ = _both([empty], ports=(104,))
+    assert recs == whole and json.loads(whole)["associations"] == []
+
+
+class _Name(str):
+    """A str of a type of its own (marshal refuses it)."""
+
+
+def test_spill_takes_what_marshal_cannot():
+    """A record of a type marshal refuses goes by pickle, and reads back equal."""
+    sp = summary.RecordSpill()
+    odd = {"calling_ae": _Name("CT01"), "n": 2**70, "t": 1700000000.0006988, "x": [None, True]}
+    plain = {"a": [1, 2.5, "b"], "c": {"d": None}}
+    at1, at2 = sp.put(odd), sp.put(plain)
+    assert sp.get(at2) == plain and sp.get(at1) == odd
+    assert list(sp.get(at2)) == ["a", "c"]  # order kept

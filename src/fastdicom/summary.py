@@ -39,13 +39,19 @@ class SummarySink:
     associations with their operations, and their objects) as soon as the
     connection is over (``on_connection_end``), so that a decoder made with
     ``keep_ended=False`` can forget the connection: memory then holds one
-    small record per association and object, not every object the decoding
-    made (30,000 small associations: 661 -> 420 MB).  ``build`` gives the same
-    document either way."""
+    record per association and object, not every object the decoding made
+    (30,000 small associations: 661 -> 410 MB).  With ``spill`` as well, the
+    records go to a temporary file as they are made (``RecordSpill``) and
+    memory holds only what orders them, about 0.4 KB per association and
+    object (30,000, with the core's closed connections made small as well:
+    410 -> 108 MB); ``build`` then gives a document whose ``associations``
+    and ``objects`` are ``RecordList``s, read back from the file as they are
+    written out.  ``build`` gives the same document every way."""
 
-    def __init__(self, leading: bool = True, records: bool = False, redact: bool = False):
+    def __init__(self, leading: bool = True, records: bool = False, redact: bool = False,
+                 spill: bool = False):
         self.leading = leading
-        self.records = records
+        self.records = records or spill
         self.redact = redact
         self.object_info = {}  # transfer index -> dict of leading values
         # with records: the JSON of each association and object, by connection
@@ -54,6 +60,15 @@ class SummarySink:
         self.association_records = []
         self.object_records = []
         self._ended = {}  # association id -> its data sets ended, not yet recorded
+        # with spill: the records' places in the file, with what canonical() orders them by
+        self.spill = RecordSpill() if spill else None
+        self.association_keys = []  # (capture, first PDU end frame, start frame, client, server, start, id, place)
+        self.object_keys = []  # (capture, last frame, association id, place)
+        self.operation_counts = None
+        self.objects_complete = 0
+        if spill:
+            from collections import Counter
+            self.operation_counts = Counter()
 
     def on_transfer_end(self, t: DataSetTransfer):
         info = {}
@@ -74,9 +89,88 @@ class SummarySink:
         if not self.records:
             return
         for a in fl.associations:
-            self.association_records.append(association_json(a, self.redact))
+            rec = association_json(a, self.redact)
+            if self.spill is None:
+                self.association_records.append(rec)
+            else:
+                for op in rec["operations"]:
+                    self.operation_counts[(op["command"], op["status_class"] or "unanswered")] += 1
+                key = (rec["capture"], rec["first_pdu_end_frame"], rec["start_frame"], rec["client"],
+                       rec["server"], rec["start"], rec["id"])
+                # build() redacts the document after ordering it: a record on disk, before
+                self.association_keys.append(key + (self.spill.put(R.redact_document(rec) if self.redact
+                                                                   else rec),))
             for t in self._ended.pop(a.id, ()):
-                self.object_records.append(object_json(t, self.object_info.pop(t.index, None), self.redact))
+                rec = object_json(t, self.object_info.pop(t.index, None), self.redact)
+                if self.spill is None:
+                    self.object_records.append(rec)
+                else:
+                    self.objects_complete += bool(rec["complete"])
+                    key = (rec["capture"], rec["frame_last"], rec["association"])
+                    self.object_keys.append(key + (self.spill.put(R.redact_document(rec) if self.redact
+                                                                  else rec),))
+
+
+class RecordSpill:
+    """Records written to an unnamed temporary file as they are made, and read
+    back in any order: ``put(record)`` gives its place, ``get(place)`` the
+    record (a new object).  marshal keeps dicts in order, floats to the bit;
+    a record marshal cannot take (a type of its own) goes by pickle."""
+
+    def __init__(self):
+        import tempfile
+        self._file = tempfile.TemporaryFile(prefix="fastdicom-summary-")
+        self._end = 0
+        self._reading = False
+
+    def put(self, record) -> tuple:
+        import marshal
+        try:
+            raw = b"m" + marshal.dumps(record)
+        except ValueError:
+            import pickle
+            raw = b"p" + pickle.dumps(record, pickle.HIGHEST_PROTOCOL)
+        self._file.write(raw)
+        at = (self._end, len(raw))
+        self._end += len(raw)
+        return at
+
+    def get(self, at: tuple):
+        import marshal
+        if not self._reading:
+            self._file.flush()
+            self._reading = True
+        self._file.seek(at[0])
+        raw = self._file.read(at[1])
+        if raw[:1] == b"m":
+            return marshal.loads(raw[1:])
+        import pickle
+        return pickle.loads(raw[1:])
+
+
+class RecordList:
+    """The records of a summary that are in a ``RecordSpill``, in order:
+    iterating reads each back, with ``key`` set to its value here (an
+    association's number, an object's association).  A sequence for
+    ``len()`` and ``for``; ``write_json`` writes it record by record."""
+
+    def __init__(self, spill: RecordSpill, places: list, key: str, values: list):
+        self._spill = spill
+        self._places = places
+        self._key = key
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    def __iter__(self):
+        get, key = self._spill.get, self._key
+        for at, v in zip(self._places, self._values):
+            rec = get(at)
+            rec[key] = v
+            yield rec
+
+
 
 
 _leading_values = None  # dataset.leading_values, imported at first use
@@ -225,6 +319,8 @@ def build(decoder, infos, sink: SummarySink | None = None, redact: bool = False)
     from collections import Counter
 
     ops = Counter()
+    if sink is not None and sink.spill is not None:
+        return _build_spilled(decoder, infos, sink, redact)
     if sink is not None and sink.records:
         assocs, objects = sink.association_records, sink.object_records
         for a in assocs:
@@ -239,6 +335,27 @@ def build(decoder, infos, sink: SummarySink | None = None, redact: bool = False)
         for a in decoder.associations:
             for op in a.operations:
                 ops[(op.command, op.status_class or "unanswered")] += 1
+    return _finish(decoder, infos, assocs, objects, ops, sum(1 for o in objects if o["complete"]), redact)
+
+
+def _build_spilled(decoder, infos, sink: SummarySink, redact: bool) -> dict:
+    """``build`` for a sink that spilled its records: canonical() orders
+    stand-ins that carry only what it orders by (and the record's place),
+    then each list becomes a ``RecordList`` of the records in that order."""
+    assocs = [{"id": k[6], "capture": k[0], "first_pdu_end_frame": k[1], "start_frame": k[2],
+               "client": k[3], "server": k[4], "start": k[5], "_at": k[7]} for k in sink.association_keys]
+    objects = [{"capture": k[0], "frame_last": k[1], "association": k[2], "_at": k[3]} for k in sink.object_keys]
+    sink.association_keys = sink.object_keys = None  # the stand-ins take their place
+    doc = _finish(decoder, infos, assocs, objects, sink.operation_counts, sink.objects_complete, redact)
+    a, o = doc["associations"], doc["objects"]
+    doc["associations"] = RecordList(sink.spill, [x["_at"] for x in a], "id", [x["id"] for x in a])
+    doc["objects"] = RecordList(sink.spill, [x["_at"] for x in o], "association", [x["association"] for x in o])
+    return doc
+
+
+def _finish(decoder, infos, assocs, objects, ops, complete: int, redact: bool) -> dict:
+    from collections import Counter
+
     doc = {
         "fastdicom": _version(),
         "captures": [i.to_json() for i in infos],
@@ -249,7 +366,7 @@ def build(decoder, infos, sink: SummarySink | None = None, redact: bool = False)
             "operations": sum(ops.values()),
             "operations_by_command": _nest(ops),
             "objects": len(objects),
-            "objects_complete": sum(1 for o in objects if o["complete"]),
+            "objects_complete": complete,
             "pdus": decoder.pdu_count,
             "expert_by_severity": None,  # in canonical order, below
             "expert_dropped": decoder.expert_dropped,
@@ -393,7 +510,43 @@ def write_json(doc, out) -> None:
         from ._pyjsontext import write_json as write
     else:
         from ._jsontext import write_json as write
+    if isinstance(doc, dict) and any(isinstance(v, RecordList) for v in doc.values()):
+        if any(isinstance(v, RecordList) and len(v) for v in doc.values()):
+            _write_spilled(doc, out, write)  # a list of records: the document is laid out expanded
+            return
+        doc = {k: [] if isinstance(v, RecordList) else v for k, v in doc.items()}
     write(doc, out)
+
+
+def _write_spilled(doc: dict, out, write) -> None:
+    """``write_json`` for a document holding ``RecordList``s: the same
+    characters, written one top-level member and one record at a time.  A
+    value at depth d is what the writer gives for it alone, its lines after
+    the first indented by d spaces (JSON text has no other line breaks)."""
+    import io
+    import json
+
+    def text(v, pad: str) -> str:
+        buf = io.StringIO()
+        write(v, buf)
+        return buf.getvalue()[:-1].replace("\n", "\n" + pad)
+
+    sep = "{\n "
+    for k, v in doc.items():
+        out.write(sep + json.dumps(k) + ": ")
+        sep = ",\n "
+        if isinstance(v, RecordList):
+            if not len(v):
+                out.write("[]")
+                continue
+            lead = "[\n  "
+            for rec in v:
+                out.write(lead + text(rec, "  "))
+                lead = ",\n  "
+            out.write("\n ]")
+        else:
+            out.write(text(v, " "))
+    out.write("\n}\n")
 
 
 def jsonl_lines(doc: dict):
