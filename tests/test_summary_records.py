@@ -53,13 +53,23 @@ def _both(paths, **kw):
     assert isinstance(spilled["associations"], summary.RecordList)
     text = _text(whole)
     assert _text(spilled) == text
-    for write in (_jsonl, _csv):
+    for write in (_jsonl, _csv, _report):
         assert write(spilled) == write(whole)
     return text, _text(recs), dec, sink
 
 
 def _jsonl(doc) -> str:
     return "\n".join(json.dumps(line) for line in summary.jsonl_lines(doc))
+
+
+def _report(doc) -> str:
+    """The text summary, with a short and a long list of the slowest operations."""
+    texts = []
+    for slowest in (0, 1, 3, 10_000):
+        out = io.StringIO()
+        summary.render_text(doc, out, slowest=slowest, to_file=True)
+        texts.append(out.getvalue())
+    return "\f".join(texts)
 
 
 def _csv(doc) -> str:
@@ -221,3 +231,25 @@ def test_spill_takes_what_marshal_cannot():
     at1, at2 = sp.put(odd), sp.put(plain)
     assert sp.get(at2) == plain and sp.get(at1) == odd
     assert list(sp.get(at2)) == ["a", "c"]  # order kept
+
+
+@pytest.mark.parametrize("slowest", [1, 2, 5, 1000])
+def test_slowest_operations_as_a_stable_sort(slowest):
+    """The text summary's slowest operations, kept in a bounded heap, are the
+    first ``slowest`` of a stable sort by latency, ties in order of appearance."""
+    import re
+    doc, _, _ = _run([DATA / "real" / "query_retrieve.pcap"], records=True)
+    ops = [(op, a["id"]) for a in doc["associations"] for op in a["operations"]]
+    assert len(ops) >= 6
+    for k, (op, _) in enumerate(ops):  # many ties, and a few without a latency
+        op["latency"] = None if k % 7 == 3 else [0.5, 0.2, 0.5, 0.9, 0.2][k % 5]
+        op["message_id"] = 1000 + k  # tells the rows apart
+    timed = [(op, aid) for op, aid in ops if op["latency"] is not None]
+    want = sorted(timed, key=lambda r: -r[0]["latency"])[:slowest]
+    out = io.StringIO()
+    summary.render_text(doc, out, slowest=slowest, to_file=True)
+    text = out.getvalue()
+    assert f"Slowest operations (top {min(slowest, len(timed))})" in text
+    part = text.split("Slowest operations", 1)[1].split("\n\n", 1)[0]
+    got = [int(m) for m in re.findall(r"\b(1\d{3})\b", part)]
+    assert got == [op["message_id"] for op, _ in want]

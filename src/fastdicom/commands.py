@@ -296,9 +296,9 @@ def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
         return status
     # records made as connections end, which are then forgotten: memory holds
     # one record per association and object, not all the decoding made; the
-    # formats written record by record (no -Y, which judges whole documents)
-    # keep them in a temporary file instead
-    spill = args.format in ("json", "jsonl", "csv") and flt is None and not args.follow
+    # outputs that read them in order (all but -Y, which judges whole
+    # documents) keep them in a temporary file instead
+    spill = flt is None and not args.follow
     sink = summary.SummarySink(records=True, redact=args.redact, spill=spill)
     sinks = [sink]
     follow = None
