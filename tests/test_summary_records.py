@@ -28,8 +28,8 @@ CAPTURES = sorted(p for d in ("real", "public", "made", "loopback") for p in (DA
                   if p.suffix in (".pcap", ".pcapng", ".gz") or p.name.endswith(".pcap.gz"))
 
 
-def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=(), spill=False):
-    sink = summary.SummarySink(records=records, redact=redact, spill=spill)
+def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=(), spill=False, hold=None):
+    sink = summary.SummarySink(records=records, redact=redact, spill=spill, hold=hold)
     dec = Decoder([sink, *sinks], hash_data=hash_data, keep_ended=not records, keep_objects=not records)
     opts = capture.EngineOptions(ports=ports or ports_of(Path(paths[0])))
     infos = capture.run([str(p) for p in paths], dec, opts, read_ahead=False)
@@ -47,14 +47,14 @@ def _both(paths, **kw):
     """The whole decoder's summary, and the records' (held or spilled to a file)."""
     whole, _, _ = _run(paths, records=False, **kw)
     recs, dec, sink = _run(paths, records=True, **kw)
-    spilled, _, ssink = _run(paths, records=True, spill=True, **kw)
-    # a spilled summary holds no record in memory; its lists read them back
-    assert ssink.association_records == [] and ssink.object_records == []
-    assert isinstance(spilled["associations"], summary.RecordList)
     text = _text(whole)
-    assert _text(spilled) == text
-    for write in (_jsonl, _csv, _report):
-        assert write(spilled) == write(whole)
+    for hold in (0, 3, None):  # every record in the file, the first 3 held, all held
+        spilled, _, ssink = _run(paths, records=True, spill=True, hold=hold, **kw)
+        assert ssink.association_records == [] and ssink.object_records == []
+        assert isinstance(spilled["associations"], summary.RecordList)
+        assert _text(spilled) == text
+        for write in (_jsonl, _csv, _report):
+            assert write(spilled) == write(whole)
     return text, _text(recs), dec, sink
 
 
@@ -209,7 +209,8 @@ def test_spilled_lists_read_again_and_empty(tmp_path):
     """A RecordList reads its records again on every pass; a run with no
     association writes the same document as a held one."""
     path = DATA / "real" / "concurrent.pcap"
-    doc, _, _ = _run([path], records=True, spill=True)
+    doc, _, sink = _run([path], records=True, spill=True, hold=1)
+    assert sink.spill._file is not None  # the file was used
     first = list(doc["associations"])
     assert first == list(doc["associations"]) and len(first) == len(doc["associations"]) > 1
     assert [a["id"] for a in first] == list(range(len(first)))
@@ -225,7 +226,7 @@ class _Name(str):
 
 def test_spill_takes_what_marshal_cannot():
     """A record of a type marshal refuses goes by pickle, and reads back equal."""
-    sp = summary.RecordSpill()
+    sp = summary.RecordSpill(hold=0)
     odd = {"calling_ae": _Name("CT01"), "n": 2**70, "t": 1700000000.0006988, "x": [None, True]}
     plain = {"a": [1, 2.5, "b"], "c": {"d": None}}
     at1, at2 = sp.put(odd), sp.put(plain)

@@ -40,16 +40,16 @@ class SummarySink:
     connection is over (``on_connection_end``), so that a decoder made with
     ``keep_ended=False`` can forget the connection: memory then holds one
     record per association and object, not every object the decoding made
-    (30,000 small associations: 661 -> 410 MB).  With ``spill`` as well, the
-    records go to a temporary file as they are made (``RecordSpill``) and
-    memory holds only what orders them, about 0.4 KB per association and
-    object (30,000, with the core's closed connections made small as well:
-    410 -> 108 MB); ``build`` then gives a document whose ``associations``
-    and ``objects`` are ``RecordList``s, read back from the file as they are
-    written out.  ``build`` gives the same document every way."""
+    (30,000 small associations: 661 -> 410 MB).  With ``spill`` as well,
+    records beyond the first ``hold`` go to a temporary file as they are made
+    (``RecordSpill``) and memory holds only what orders them, about 0.4 KB
+    per association and object (30,000, with the core's closed connections
+    made small as well: 410 -> 114 MB); ``build`` then gives a document
+    whose ``associations`` and ``objects`` are ``RecordList``s, read back as
+    they are written out.  ``build`` gives the same document every way."""
 
     def __init__(self, leading: bool = True, records: bool = False, redact: bool = False,
-                 spill: bool = False):
+                 spill: bool = False, hold: int | None = None):
         self.leading = leading
         self.records = records or spill
         self.redact = redact
@@ -61,7 +61,7 @@ class SummarySink:
         self.object_records = []
         self._ended = {}  # association id -> its data sets ended, not yet recorded
         # with spill: the records' places in the file, with what canonical() orders them by
-        self.spill = RecordSpill() if spill else None
+        self.spill = RecordSpill(hold) if spill else None
         self.association_keys = []  # (capture, first PDU end frame, start frame, client, server, start, id, place)
         self.object_keys = []  # (capture, last frame, association id, place)
         self.operation_counts = None
@@ -111,31 +111,46 @@ class SummarySink:
                                                                   else rec),))
 
 
-class RecordSpill:
-    """Records written to an unnamed temporary file as they are made, and read
-    back in any order: ``put(record)`` gives its place, ``get(place)`` the
-    record (a new object).  marshal keeps dicts in order, floats to the bit;
-    a record marshal cannot take (a type of its own) goes by pickle."""
+HOLD_RECORDS = 2048  # records a RecordSpill keeps in memory before it writes to a file
 
-    def __init__(self):
-        import tempfile
-        self._file = tempfile.TemporaryFile(prefix="fastdicom-summary-")
+
+class RecordSpill:
+    """Records kept in memory up to ``hold`` of them (default
+    HOLD_RECORDS: about 10 MB), the rest written to an unnamed temporary
+    file as they are made; read back in any order: ``put(record)`` gives its
+    place, ``get(place)`` the record.  Writing one and reading it back costs
+    about 10 us, so a capture of few associations never pays it.  marshal
+    keeps dicts in order and floats to the bit; a record marshal cannot take
+    (a type of its own) goes by pickle."""
+
+    def __init__(self, hold: int | None = None):
+        self._held = []
+        self._hold = HOLD_RECORDS if hold is None else hold
+        self._file = None
         self._end = 0
         self._reading = False
 
-    def put(self, record) -> tuple:
+    def put(self, record):
+        if len(self._held) < self._hold:
+            self._held.append(record)
+            return len(self._held) - 1
         import marshal
         try:
-            raw = b"m" + marshal.dumps(record)
+            raw = b"m" + marshal.dumps(record, 2)
         except ValueError:
             import pickle
             raw = b"p" + pickle.dumps(record, pickle.HIGHEST_PROTOCOL)
+        if self._file is None:
+            import tempfile
+            self._file = tempfile.TemporaryFile(prefix="fastdicom-summary-")
         self._file.write(raw)
         at = (self._end, len(raw))
         self._end += len(raw)
         return at
 
-    def get(self, at: tuple):
+    def get(self, at):
+        if type(at) is int:
+            return self._held[at]
         import marshal
         if not self._reading:
             self._file.flush()
