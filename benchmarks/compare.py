@@ -2,7 +2,8 @@
 """Measure fastdicom against cat, a dpkt header loop and tshark, in one run.
 
     python benchmarks/compare.py [--sizes 1G,4G] [--cache DIR] [--workers N] [--repeat 3]
-                                 [--settle 65] [--no-tshark | --tshark-sizes 1G] [--update-readme]
+                                 [--settle 65] [--no-tshark | --tshark-sizes 1G] [--many 30000]
+                                 [--update-readme]
 
 For each size it makes (once, cached) a capture with ``make_capture.py``,
 then times each command in a fresh process with the file in the page cache,
@@ -12,7 +13,9 @@ highest peak RSS (the child's ru_maxrss) of the runs: on a shared virtual
 machine one run can take twice as long as the next.  It checks
 that ``summary --workers N``, and a run with at least two processes sharing
 the connections, are byte-identical to ``--workers 1`` and that the exported
-objects match the capture's truth file.  tshark rows are skipped
+objects match the capture's truth file.  Then it times the summary of
+``--many`` small associations (``make_many_small.py``), where per-association
+costs, not bytes, set the pace.  tshark rows are skipped
 when tshark is not installed, and for the sizes not in ``--tshark-sizes``
 (tshark needs about 2.4 GB of memory per GB of capture to dissect it and
 5 GB per GB to export, so a 4 GB run may not fit a workstation).  With ``--update-readme`` the table replaces
@@ -161,6 +164,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--tshark-sizes", default=None,
                     help="comma-separated sizes at which to run tshark (default: all)")
+    ap.add_argument("--many", type=int, default=30000,
+                    help="also time a capture of this many small associations, one after another "
+                         "(make_many_small.py; 0: not)")
     ap.add_argument("--update-readme", action="store_true")
     a = ap.parse_args(argv)
     from make_capture import cache_folder, generate, parse_size
@@ -173,6 +179,32 @@ def main(argv=None) -> int:
     rows = []
     checks = []
     cache_folder(a.cache)
+
+    size = mb = None  # of the capture being measured (row() reads them)
+
+    def row(name, cmd, repeat=a.repeat, before=None, warmup=None):
+        """``cmd``: a command, or a function of the repeat's number giving one.
+        ``warmup``: a command run once, untimed, after ``before`` (its time
+        is listed with the others)."""
+        walls, rsss = [], []
+        if before is not None:
+            before()
+        warm_wall = run(warmup)[0] if warmup is not None else None
+        for k in range(max(1, repeat)):
+            wall, rss = run(cmd(k) if callable(cmd) else cmd)
+            walls.append(wall)
+            rsss.append(rss)
+        if before is not None:
+            checks.append(f"{size}: {name}, every run in order: "
+                          + (f"(warm-up, not counted: {warm_wall:.2f} s) " if warm_wall is not None else "")
+                          + ", ".join(f"{w:.2f} s" for w in walls))
+        walls.sort()
+        wall = walls[len(walls) // 2]
+        rss = max(rsss)
+        rows.append((size, name, wall, walls[0], mb / wall, rss))
+        print(f"{size:>4} {name:<40} {wall:8.2f} s (best {walls[0]:.2f}) {mb / wall:9.0f} MB/s "
+              f"{rss:8.0f} MB", file=sys.stderr)
+
     for size in a.sizes.split(","):
         cap = Path(a.cache) / f"bench_{size}.pcap"
         truth = cap.with_suffix(".truth.json")
@@ -181,29 +213,6 @@ def main(argv=None) -> int:
             generate(str(cap), parse_size(size), seed=0, truth_path=str(truth))
         mb = cap.stat().st_size / 1e6
         warm(cap)
-
-        def row(name, cmd, repeat=a.repeat, before=None, warmup=None):
-            """``cmd``: a command, or a function of the repeat's number giving one.
-            ``warmup``: a command run once, untimed, after ``before`` (its time
-            is listed with the others)."""
-            walls, rsss = [], []
-            if before is not None:
-                before()
-            warm_wall = run(warmup)[0] if warmup is not None else None
-            for k in range(max(1, repeat)):
-                wall, rss = run(cmd(k) if callable(cmd) else cmd)
-                walls.append(wall)
-                rsss.append(rss)
-            if before is not None:
-                checks.append(f"{size}: {name}, every run in order: "
-                              + (f"(warm-up, not counted: {warm_wall:.2f} s) " if warm_wall is not None else "")
-                              + ", ".join(f"{w:.2f} s" for w in walls))
-            walls.sort()
-            wall = walls[len(walls) // 2]
-            rss = max(rsss)
-            rows.append((size, name, wall, walls[0], mb / wall, rss))
-            print(f"{size:>4} {name:<40} {wall:8.2f} s (best {walls[0]:.2f}) {mb / wall:9.0f} MB/s "
-                  f"{rss:8.0f} MB", file=sys.stderr)
 
         row("cat", ["sh", "-c", f"cat '{cap}' > /dev/null"])
         row("fastdicom core only (capture to PDUs)", [py, "-c", CORE_LOOP, str(cap)])
@@ -262,6 +271,21 @@ def main(argv=None) -> int:
                     "-o", "dicom.export_minsize:0", "--export-objects", f"dicom,{tmp}"], repeat=1)
                 got, want = exported_matches(truth, tmp)
                 checks.append(f"{size}: tshark export matched {got}/{want} objects of the truth file")
+    if a.many:
+        # the regime where associations, not bytes, set the pace
+        import make_many_small
+        cap = Path(a.cache) / f"many_{a.many}.pcap"
+        if not cap.exists():
+            print(f"generating {cap} ...", file=sys.stderr)
+            make_many_small.write(a.many, str(cap))
+        size, mb = f"{a.many:,} associations", cap.stat().st_size / 1e6
+        warm(cap)
+        with tempfile.TemporaryDirectory(dir=a.cache) as tmp:
+            row("fastdicom summary --format json", fd + ["summary", str(cap), "--format", "json",
+                                                         "-o", str(Path(tmp) / "s.json")])
+            row("fastdicom summary, text output", fd + ["summary", str(cap), "-o", str(Path(tmp) / "s.txt")])
+        if tshark:
+            row("tshark -q -z io,stat,0,dicom", [tshark, "-r", str(cap), "-q", "-z", "io,stat,0,dicom"])
     table = ["| size | command | wall (s), median | best (s) | MB/s (median) | peak RSS (MB) |",
              "|---|---|---:|---:|---:|---:|"]
     for size, name, wall, best, rate, rss in rows:
@@ -270,7 +294,8 @@ def main(argv=None) -> int:
                       f"Command: `python benchmarks/compare.py --sizes {a.sizes} --workers {a.workers}"
                       f" --repeat {a.repeat} --settle {a.settle:g}"
                       + (f" --tshark-sizes {a.tshark_sizes}" if a.tshark_sizes else "")
-                      + (" --no-tshark" if a.no_tshark else "") + "`", "",
+                      + (" --no-tshark" if a.no_tshark else "")
+                      + (f" --many {a.many}" if a.many != 30000 else "") + "`", "",
                       *table, "", *[f"- {c}" for c in checks]])
     print(text)
     if a.update_readme:

@@ -197,3 +197,35 @@ def test_export_writer(benchmark, tmp_path, rounds, direct_io):
 
     assert benchmark.pedantic(run, rounds=rounds, warmup_rounds=0) == 64
     _mbps(benchmark, 64 * 64 * len(frag))
+
+
+@pytest.fixture(scope="module")
+def many_small(tmp_path_factory):
+    """2,000 small associations, one after another (make_many_small.py)."""
+    import make_many_small
+    path = tmp_path_factory.mktemp("many") / "many.pcap"
+    make_many_small.write(2000, str(path))
+    return path
+
+
+@pytest.mark.parametrize("hold", [None, 0], ids=["records-held", "records-spilled"])
+def test_many_small_associations_to_json(benchmark, many_small, rounds, hold):
+    """Per-association cost: capture to the written JSON summary as
+    `fastdicom summary --format json` makes it (records made as connections
+    end, the decoder forgetting them; spilled: every record through the
+    temporary file).  Reported per association."""
+    import io
+
+    def run():
+        sink = summary.SummarySink(records=True, spill=True, hold=hold)
+        dec = Decoder([sink], hash_data=False, keep_ended=False, keep_objects=False)
+        infos = C.run([str(many_small)], dec, C.EngineOptions(ports=(104,)), read_ahead=False)
+        doc = summary.build(dec, infos, sink)
+        out = io.StringIO()
+        summary.write_json(doc, out)
+        return doc["counts"]
+
+    counts = benchmark.pedantic(run, rounds=rounds, warmup_rounds=1)
+    assert counts["associations"] == counts["objects_complete"] == 2000
+    if benchmark.stats:
+        benchmark.extra_info["us per association"] = round(benchmark.stats["mean"] / 2000 * 1e6, 1)
