@@ -254,3 +254,12 @@ def test_slowest_operations_as_a_stable_sort(slowest):
     part = text.split("Slowest operations", 1)[1].split("\n\n", 1)[0]
     got = [int(m) for m in re.findall(r"\b(1\d{3})\b", part)]
     assert got == [op["message_id"] for op, _ in want]
+
+
+def test_spilled_batches_of_records(tmp_path):
+    """More records in the file than one batch of the writer (512)."""
+    path = _many(600, tmp_path)
+    whole, _, _ = _run([path], records=False, ports=(104,))
+    spilled, _, sink = _run([path], records=True, spill=True, hold=5, ports=(104,))
+    assert spilled["associations"].in_file() and len(spilled["objects"]) == 600
+    assert _text(spilled) == _text(whole)

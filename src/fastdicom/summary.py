@@ -178,6 +178,10 @@ class RecordList:
     def __len__(self) -> int:
         return len(self._places)
 
+    def in_file(self) -> bool:
+        """Some of the records are in the spill's file, not in memory."""
+        return any(type(at) is not int for at in self._places)
+
     def __iter__(self):
         get, key = self._spill.get, self._key
         for at, v in zip(self._places, self._values):
@@ -526,19 +530,23 @@ def write_json(doc, out) -> None:
     else:
         from ._jsontext import write_json as write
     if isinstance(doc, dict) and any(isinstance(v, RecordList) for v in doc.values()):
-        if any(isinstance(v, RecordList) and len(v) for v in doc.values()):
-            _write_spilled(doc, out, write)  # a list of records: the document is laid out expanded
+        if any(isinstance(v, RecordList) and v.in_file() for v in doc.values()):
+            _write_spilled(doc, out, write)
             return
-        doc = {k: [] if isinstance(v, RecordList) else v for k, v in doc.items()}
+        # every record is in memory: the lists cost nothing more
+        doc = {k: list(v) if isinstance(v, RecordList) else v for k, v in doc.items()}
     write(doc, out)
 
 
 def _write_spilled(doc: dict, out, write) -> None:
     """``write_json`` for a document holding ``RecordList``s: the same
-    characters, written one top-level member and one record at a time.  A
-    value at depth d is what the writer gives for it alone, its lines after
-    the first indented by d spaces (JSON text has no other line breaks)."""
+    characters, written one top-level member and one batch of records at a
+    time.  A value at depth d is what the writer gives for it alone, its
+    lines after the first indented by d spaces (JSON text has no other line
+    breaks); a list's records each take their own lines, so a batch of them
+    is the inside of the list the writer gives for the batch."""
     import io
+    import itertools
     import json
 
     def text(v, pad: str) -> str:
@@ -554,9 +562,13 @@ def _write_spilled(doc: dict, out, write) -> None:
             if not len(v):
                 out.write("[]")
                 continue
+            records = iter(v)
             lead = "[\n  "
-            for rec in v:
-                out.write(lead + text(rec, "  "))
+            while True:
+                batch = list(itertools.islice(records, 512))
+                if not batch:
+                    break
+                out.write(lead + text(batch, " ")[4:-3])  # "[\n  " ... "\n ]"
                 lead = ",\n  "
             out.write("\n ]")
         else:
