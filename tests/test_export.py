@@ -392,3 +392,21 @@ def test_direct_io_and_page_cache_writes_give_the_same_files(name, tmp_path):
     a, b = files(tmp_path / "direct"), files(tmp_path / "buffered")
     assert a.keys() == b.keys() and len(a) > 2
     assert a == b
+
+
+@pytest.mark.parametrize("spelling", ["out", "out/", "./out", "abs"])
+def test_manifest_paths_are_relative_to_the_output_folder(tmp_path, monkeypatch, spelling):
+    """The manifest names each file relative to the output folder, however
+    the folder was spelt (Exporter._rel against os.path.relpath)."""
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path / "out") if spelling == "abs" else spelling
+    ex, _ = export(REAL / "store_dcmtk.pcap", out)
+    recs = _manifest(tmp_path / "out")
+    assert recs and all(r.get("file") for r in recs)
+    for f in ex.files:
+        assert ex._rel(f) == os.path.relpath(f, out)
+    assert {r["file"] for r in recs} == {os.path.relpath(f, out) for f in ex.files}
+    for r in recs:
+        assert (tmp_path / "out" / r["file"]).is_file()
+    for folder in (out, os.path.join(out, "a"), os.path.join(out, "a", "b")):
+        assert ex._rel(folder) == os.path.relpath(folder, out)

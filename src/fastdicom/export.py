@@ -420,7 +420,7 @@ class Exporter:
             except BaseException:
                 self._unlink(item.tmp)  # no temporary file left behind
                 raise
-            rec["file"] = os.path.relpath(final, self.out)
+            rec["file"] = self._rel(final)
             self.files.append(final)
         self.manifest.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
 
@@ -461,7 +461,7 @@ class Exporter:
         except BaseException:
             self._unlink(tmp)
             raise
-        rec["file"] = os.path.relpath(final, self.out)
+        rec["file"] = self._rel(final)
         self.manifest.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
 
     def on_end(self, decoder):
@@ -560,8 +560,18 @@ class Exporter:
                             safe_name(vals.get(0x0020000D), 64, "unknown-study"),
                             safe_name(vals.get(0x0020000E), 64, "unknown-series"))
 
+    def _rel(self, path: str) -> str:
+        """``os.path.relpath(path, self.out)`` for the paths built here, by
+        cutting the folder off (relpath takes 5 us: twice per object)."""
+        if path == self.out:
+            return "."
+        prefix = os.path.join(self.out, "")
+        if path.startswith(prefix):
+            return path[len(prefix):]
+        return os.path.relpath(path, self.out)  # pragma: no cover - every path is built under self.out
+
     def _make_folder(self, folder) -> None:
-        rel = os.path.relpath(folder, self.out)
+        rel = self._rel(folder)
         if rel != ".":
             cur = self.out
             for part in rel.split(os.sep):
