@@ -263,3 +263,22 @@ def test_spilled_batches_of_records(tmp_path):
     spilled, _, sink = _run([path], records=True, spill=True, hold=5, ports=(104,))
     assert spilled["associations"].in_file() and len(spilled["objects"]) == 600
     assert _text(spilled) == _text(whole)
+
+
+def test_a_spill_file_that_fails_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """No room for the temporary file: one line naming it, exit status 2."""
+    import errno
+    import tempfile
+    from fastdicom import cli
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(summary, "HOLD_RECORDS", 2)
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)
+    path = _many(5, tmp_path)
+    out = tmp_path / "s.json"
+    assert cli.main(["summary", str(path), "--ports", "104", "--format", "json", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "temporary file" in err and "No space left on device" in err and "TMPDIR" in err
+    assert "Traceback" not in err and "internal error" not in err

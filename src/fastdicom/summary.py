@@ -140,10 +140,13 @@ class RecordSpill:
         except ValueError:
             import pickle
             raw = b"p" + pickle.dumps(record, pickle.HIGHEST_PROTOCOL)
-        if self._file is None:
-            import tempfile
-            self._file = tempfile.TemporaryFile(prefix="fastdicom-summary-")
-        self._file.write(raw)
+        try:
+            if self._file is None:
+                import tempfile
+                self._file = tempfile.TemporaryFile(prefix="fastdicom-summary-")
+            self._file.write(raw)
+        except OSError as exc:
+            raise self._failed(exc) from None
         at = (self._end, len(raw))
         self._end += len(raw)
         return at
@@ -152,15 +155,28 @@ class RecordSpill:
         if type(at) is int:
             return self._held[at]
         import marshal
-        if not self._reading:
-            self._file.flush()
-            self._reading = True
-        self._file.seek(at[0])
-        raw = self._file.read(at[1])
+        try:
+            if not self._reading:
+                self._file.flush()
+                self._reading = True
+            self._file.seek(at[0])
+            raw = self._file.read(at[1])
+        except OSError as exc:
+            raise self._failed(exc) from None
+        if len(raw) != at[1]:
+            raise self._failed(OSError(0, "the file is shorter than what was written to it"))
         if raw[:1] == b"m":
             return marshal.loads(raw[1:])
         import pickle
         return pickle.loads(raw[1:])
+
+
+    @staticmethod
+    def _failed(exc: OSError):
+        import tempfile
+        from .errors import FastDicomError
+        return FastDicomError(f"the summary's temporary file in {tempfile.gettempdir()}: "
+                              f"{exc.strerror or exc} (set TMPDIR to a folder with room)")
 
 
 class RecordList:
