@@ -282,3 +282,26 @@ def test_a_spill_file_that_fails_is_a_clear_error(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "temporary file" in err and "No space left on device" in err and "TMPDIR" in err
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_same_associate_bytes_decoded_once(tmp_path, monkeypatch):
+    """Associations whose A-ASSOCIATE-RQ/AC bytes are the same share one
+    decoding; the memory of them is bounded in number and in size."""
+    path = _many(6, tmp_path)
+    dec = Decoder([])
+    capture.run([str(path)], dec, capture.EngineOptions(ports=(104,)), read_ahead=False)
+    rqs = {id(a.rq) for a in dec.associations}
+    acs = {id(a.ac) for a in dec.associations}
+    assert len(dec.associations) == 6 and len(rqs) == 1 and len(acs) == 1
+    assert len(dec._associate_seen) == 2
+    # at most ASSOCIATE_SEEN bodies, none longer than ASSOCIATE_SEEN_BYTES
+    from fastdicom import pdu as P
+    monkeypatch.setattr(Decoder, "ASSOCIATE_SEEN", 2)
+    d2 = Decoder([])
+    bodies = [G.assoc_rq("SCP", f"SCU{k}")[6:] for k in range(5)]
+    for b in bodies:
+        assert d2._decode_associate(b, True, False).calling_ae == P.decode_associate(b, True, False).calling_ae
+    assert len(d2._associate_seen) == 2
+    big = G.assoc_rq("SCP", "SCU", [(k, G.VERIFICATION, (G.IMPLICIT,) * 200) for k in range(1, 8, 2)])[6:]
+    assert len(big) > Decoder.ASSOCIATE_SEEN_BYTES
+    assert d2._decode_associate(big, True, False) is not d2._decode_associate(big, True, False)

@@ -253,6 +253,7 @@ class Decoder:
         self._cur_pdvs = None  # list of PdvInfo of the P-DATA being decoded
         self._cur_pdv = None
         self._release = (0, 0)  # of the P-DATA event being decoded
+        self._associate_seen = {}  # (body, is request, truncated) -> AAssociate: see _decode_associate
         self._hooks = {}
         for name in ("on_association_start", "on_association_end", "on_pdu", "on_command",
                      "on_transfer_start", "on_data", "on_transfer_end", "on_operation",
@@ -410,7 +411,7 @@ class Decoder:
         decoded = None
         truncated = bool(flags & E.PF_TRUNCATED)
         if t in (1, 2):
-            decoded = P.decode_associate(body, t == 1, truncated)
+            decoded = self._decode_associate(body, t == 1, truncated)
             self._problems(decoded.problems, a, t1, f1)
             if t == 1:
                 if a.rq is None:
@@ -460,6 +461,27 @@ class Decoder:
             why = {RELEASED: "the association was released", ABORTED: "it was cut by an A-ABORT",
                    REJECTED: "the association was rejected"}[a.state]
             self._finalize(a, why, t1, f1)
+
+    ASSOCIATE_SEEN = 64  # A-ASSOCIATE bodies remembered with their decoding
+    ASSOCIATE_SEEN_BYTES = 16 << 10  # ... each at most this long
+
+    def _decode_associate(self, body, is_request: bool, truncated: bool):
+        """``pdu.decode_associate``, once for the same bytes: the peers of a
+        busy link send the same A-ASSOCIATE-RQ and -AC again and again (30,000
+        small associations: 12 us of about 150 per association), and the
+        decoding is only read (``Association.apply_rq``/``apply_ac``, the
+        reports, the records), so the associations share it."""
+        if len(body) > self.ASSOCIATE_SEEN_BYTES:
+            return P.decode_associate(body, is_request, truncated)
+        key = (bytes(body), is_request, truncated)
+        seen = self._associate_seen
+        decoded = seen.get(key)
+        if decoded is None:
+            decoded = P.decode_associate(body, is_request, truncated)
+            if len(seen) >= self.ASSOCIATE_SEEN:
+                del seen[next(iter(seen))]  # the oldest
+            seen[key] = decoded
+        return decoded
 
     def _check_rq(self, a, rq, time, frame):
         for which, raw in (("called", rq.called_ae_raw), ("calling", rq.calling_ae_raw)):
