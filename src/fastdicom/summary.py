@@ -170,7 +170,6 @@ class RecordSpill:
         import pickle
         return pickle.loads(raw[1:])
 
-
     @staticmethod
     def _failed(exc: OSError):
         import tempfile
