@@ -40,35 +40,32 @@ class SummarySink:
     connection is over (``on_connection_end``), so that a decoder made with
     ``keep_ended=False`` can forget the connection: memory then holds one
     record per association and object, not every object the decoding made
-    (30,000 small associations: 661 -> 410 MB).  With ``spill`` as well,
-    records beyond the first ``hold`` go to a temporary file as they are made
-    (``RecordSpill``) and memory holds only what orders them, about 0.4 KB
-    per association and object (30,000, with the core's closed connections
-    made small as well: 410 -> 114 MB); ``build`` then gives a document
-    whose ``associations`` and ``objects`` are ``RecordList``s, read back as
-    they are written out.  ``build`` gives the same document every way."""
+    (30,000 small associations: 661 -> 410 MB).  The records are kept in a
+    ``RecordSpill`` with what canonical() orders them by.  With ``spill``,
+    those beyond the first ``hold`` go to its temporary file and memory holds
+    only what orders them, about 0.4 KB per association and object (30,000,
+    with the core's closed connections made small as well: 410 -> 114 MB);
+    ``build`` then gives a document whose ``associations`` and ``objects``
+    are ``RecordList``s, read back as they are written out.  ``build`` gives
+    the same document every way."""
 
     def __init__(self, leading: bool = True, records: bool = False, redact: bool = False,
                  spill: bool = False, hold: int | None = None):
+        from collections import Counter
+
         self.leading = leading
         self.records = records or spill
         self.redact = redact
         self.object_info = {}  # transfer index -> dict of leading values
-        # with records: the JSON of each association and object, by connection
-        # as they ended (canonical() orders them; within a connection they are
-        # in the order the decoder lists them, which settles ties)
-        self.association_records = []
-        self.object_records = []
-        self._ended = {}  # association id -> its data sets ended, not yet recorded
-        # with spill: the records' places in the file, with what canonical() orders them by
-        self.spill = RecordSpill(hold) if spill else None
+        self._ended = {}  # with records: association id -> its data sets ended, not yet recorded
+        # with records: each record's place in ``spill`` with what canonical()
+        # orders it by, by connection as they ended (within a connection in the
+        # order the decoder lists them, which settles ties)
+        self.spill = RecordSpill(hold if spill else float("inf")) if self.records else None
         self.association_keys = []  # (capture, first PDU end frame, start frame, client, server, start, id, place)
         self.object_keys = []  # (capture, last frame, association id, place)
-        self.operation_counts = None
+        self.operation_counts = Counter()
         self.objects_complete = 0
-        if spill:
-            from collections import Counter
-            self.operation_counts = Counter()
 
     def on_transfer_end(self, t: DataSetTransfer):
         info = {}
@@ -90,25 +87,20 @@ class SummarySink:
             return
         for a in fl.associations:
             rec = association_json(a, self.redact)
-            if self.spill is None:
-                self.association_records.append(rec)
-            else:
-                for op in rec["operations"]:
-                    self.operation_counts[(op["command"], op["status_class"] or "unanswered")] += 1
-                key = (rec["capture"], rec["first_pdu_end_frame"], rec["start_frame"], rec["client"],
-                       rec["server"], rec["start"], rec["id"])
-                # build() redacts the document after ordering it: a record on disk, before
-                self.association_keys.append(key + (self.spill.put(R.redact_document(rec) if self.redact
-                                                                   else rec),))
+            for op in rec["operations"]:
+                self.operation_counts[operation_class(op)] += 1
+            self.association_keys.append((rec["capture"], rec["first_pdu_end_frame"], rec["start_frame"],
+                                          rec["client"], rec["server"], rec["start"], rec["id"],
+                                          self._keep(rec)))
             for t in self._ended.pop(a.id, ()):
                 rec = object_json(t, self.object_info.pop(t.index, None), self.redact)
-                if self.spill is None:
-                    self.object_records.append(rec)
-                else:
-                    self.objects_complete += bool(rec["complete"])
-                    key = (rec["capture"], rec["frame_last"], rec["association"])
-                    self.object_keys.append(key + (self.spill.put(R.redact_document(rec) if self.redact
-                                                                  else rec),))
+                self.objects_complete += bool(rec["complete"])
+                self.object_keys.append((rec["capture"], rec["frame_last"], rec["association"], self._keep(rec)))
+
+    def _keep(self, rec):
+        """``rec`` into the spill (its place): redacted first, as build() redacts
+        the document only after it is ordered."""
+        return self.spill.put(R.redact_document(rec) if self.redact else rec)
 
 
 HOLD_RECORDS = 2048  # records a RecordSpill keeps in memory before it writes to a file
@@ -129,6 +121,11 @@ class RecordSpill:
         self._file = None
         self._end = 0
         self._reading = False
+
+    @property
+    def in_file(self) -> bool:
+        """Some records went to the file."""
+        return self._file is not None
 
     def put(self, record):
         if len(self._held) < self._hold:
@@ -193,18 +190,12 @@ class RecordList:
     def __len__(self) -> int:
         return len(self._places)
 
-    def in_file(self) -> bool:
-        """Some of the records are in the spill's file, not in memory."""
-        return any(type(at) is not int for at in self._places)
-
     def __iter__(self):
         get, key = self._spill.get, self._key
         for at, v in zip(self._places, self._values):
             rec = get(at)
             rec[key] = v
             yield rec
-
-
 
 
 _leading_values = None  # dataset.leading_values, imported at first use
@@ -221,6 +212,11 @@ def leading_values(t: DataSetTransfer) -> dict:
     except Exception:  # a damaged head must not stop the summary
         return {}
     return {LEADING_KEYS[k]: v for k, v in vals.items() if k in LEADING_KEYS and v not in (None, "")}
+
+
+def operation_class(op: dict) -> tuple:
+    """An operation record's cell in ``counts.operations_by_command``."""
+    return (op["command"], op["status_class"] or "unanswered")
 
 
 def operation_json(op: Operation) -> dict:
@@ -352,30 +348,25 @@ def build(decoder, infos, sink: SummarySink | None = None, redact: bool = False)
     the sink's own)."""
     from collections import Counter
 
-    ops = Counter()
-    if sink is not None and sink.spill is not None:
-        return _build_spilled(decoder, infos, sink, redact)
     if sink is not None and sink.records:
-        assocs, objects = sink.association_records, sink.object_records
-        for a in assocs:
-            for op in a["operations"]:
-                ops[(op["command"], op["status_class"] or "unanswered")] += 1
-    else:
-        objects = []
-        for t in decoder.objects:
-            info = sink.object_info.get(t.index) if sink is not None else None
-            objects.append(object_json(t, info, redact))
-        assocs = [association_json(a, redact) for a in decoder.associations]
-        for a in decoder.associations:
-            for op in a.operations:
-                ops[(op.command, op.status_class or "unanswered")] += 1
+        return _build_records(decoder, infos, sink, redact)
+    objects = []
+    for t in decoder.objects:
+        info = sink.object_info.get(t.index) if sink is not None else None
+        objects.append(object_json(t, info, redact))
+    assocs = [association_json(a, redact) for a in decoder.associations]
+    ops = Counter()
+    for a in decoder.associations:
+        for op in a.operations:
+            ops[(op.command, op.status_class or "unanswered")] += 1
     return _finish(decoder, infos, assocs, objects, ops, sum(1 for o in objects if o["complete"]), redact)
 
 
-def _build_spilled(decoder, infos, sink: SummarySink, redact: bool) -> dict:
-    """``build`` for a sink that spilled its records: canonical() orders
-    stand-ins that carry only what it orders by (and the record's place),
-    then each list becomes a ``RecordList`` of the records in that order."""
+def _build_records(decoder, infos, sink: SummarySink, redact: bool) -> dict:
+    """``build`` for a sink that made records: canonical() orders stand-ins
+    that carry only what it orders by (and the record's place), then each
+    list becomes a ``RecordList`` of the records in that order, or, when
+    none went to the spill's file, the plain list of them."""
     assocs = [{"id": k[6], "capture": k[0], "first_pdu_end_frame": k[1], "start_frame": k[2],
                "client": k[3], "server": k[4], "start": k[5], "_at": k[7]} for k in sink.association_keys]
     objects = [{"capture": k[0], "frame_last": k[1], "association": k[2], "_at": k[3]} for k in sink.object_keys]
@@ -384,6 +375,8 @@ def _build_spilled(decoder, infos, sink: SummarySink, redact: bool) -> dict:
     a, o = doc["associations"], doc["objects"]
     doc["associations"] = RecordList(sink.spill, [x["_at"] for x in a], "id", [x["id"] for x in a])
     doc["objects"] = RecordList(sink.spill, [x["_at"] for x in o], "association", [x["association"] for x in o])
+    if not sink.spill.in_file:  # all in memory: what every reader of a document takes
+        doc["associations"], doc["objects"] = list(doc["associations"]), list(doc["objects"])
     return doc
 
 
@@ -496,7 +489,7 @@ def merge(docs: list) -> dict:
     ops = Counter()
     for a in out["associations"]:
         for op in a["operations"]:
-            ops[(op["command"], op["status_class"] or "unanswered")] += 1
+            ops[operation_class(op)] += 1
     c = out["counts"]
     c["associations"] = len(out["associations"])
     c["operations"] = sum(ops.values())
@@ -545,12 +538,11 @@ def write_json(doc, out) -> None:
     else:
         from ._jsontext import write_json as write
     if isinstance(doc, dict) and any(isinstance(v, RecordList) for v in doc.values()):
-        if any(isinstance(v, RecordList) and v.in_file() for v in doc.values()):
-            _write_spilled(doc, out, write)
-            return
-        # every record is in memory: the lists cost nothing more
-        doc = {k: list(v) if isinstance(v, RecordList) else v for k, v in doc.items()}
-    write(doc, out)
+        # records in a file (build() makes RecordLists only then): the document
+        # is laid out expanded, a list of records in it
+        _write_spilled(doc, out, write)
+    else:
+        write(doc, out)
 
 
 def _write_spilled(doc: dict, out, write) -> None:
