@@ -178,6 +178,7 @@ class Exporter:
                        "commands": 0, "capped": 0}
         self.files = []
         self._mkdir(self.out)
+        self._out_prefix = os.path.join(self.out, "")  # the folder with its separator: see _rel
         self.tmp_dir = os.path.join(self.out, TMP_DIR)
         self._mkdir(self.tmp_dir)
         self.manifest = self._open_new(os.path.join(self.out, "manifest.jsonl"), append=True)
@@ -565,9 +566,8 @@ class Exporter:
         cutting the folder off (relpath takes 5 us: twice per object)."""
         if path == self.out:
             return "."
-        prefix = os.path.join(self.out, "")
-        if path.startswith(prefix):
-            return path[len(prefix):]
+        if path.startswith(self._out_prefix):
+            return path[len(self._out_prefix):]
         return os.path.relpath(path, self.out)  # pragma: no cover - every path is built under self.out
 
     def _make_folder(self, folder) -> None:
