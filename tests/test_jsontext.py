@@ -148,3 +148,35 @@ documents = st.recursive(
 def test_random_documents(doc):
     ours, twin, _ = texts(doc)
     assert ours == twin
+
+
+@pytest.mark.parametrize("doc", ODD, ids=range(len(ODD)))
+def test_value_text_is_the_text_inside_a_document(doc):
+    """A value written alone at nesting d is what write_json writes for it d
+    levels down, in both twins (lists of records nest one level per list)."""
+    for depth in (0, 1, 2, 5):
+        ours, twin = C.value_text(doc, depth), P.value_text(doc, depth)
+        assert ours == twin
+        nested = doc
+        for _ in range(depth):
+            nested = [nested, {"a": [{"b": 1}]}]  # a container at every level
+        whole, _, _ = texts(nested)
+        assert ours in whole
+        if depth == 0:
+            assert whole == ours + "\n"
+
+
+def test_value_text_after_an_error_and_in_pieces():
+    """The writer value_text keeps is clean after a failed value, and a value
+    longer than its buffer comes back whole."""
+    with pytest.raises(TypeError):
+        C.value_text({"a": {(1, 2): [{"b": 1}]}}, 2)
+    assert C.value_text({"a": [{"b": 1}]}, 1) == P.value_text({"a": [{"b": 1}]}, 1)
+    big = [{"blob": "y" * (3 << 20), "n": k} for k in range(2)]
+    assert C.value_text(big, 3) == P.value_text(big, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents, st.integers(0, 6))
+def test_random_value_texts(doc, depth):
+    assert C.value_text(doc, depth) == P.value_text(doc, depth)

@@ -28,8 +28,9 @@ CAPTURES = sorted(p for d in ("real", "public", "made", "loopback") for p in (DA
                   if p.suffix in (".pcap", ".pcapng", ".gz") or p.name.endswith(".pcap.gz"))
 
 
-def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=(), spill=False, hold=None):
-    sink = summary.SummarySink(records=records, redact=redact, spill=spill, hold=hold)
+def _run(paths, records: bool, redact=False, hash_data=False, ports=None, sinks=(), spill=False, hold=None,
+         json_text=False):
+    sink = summary.SummarySink(records=records, redact=redact, spill=spill, hold=hold, json_text=json_text)
     dec = Decoder([sink, *sinks], hash_data=hash_data, keep_ended=not records, keep_objects=not records)
     opts = capture.EngineOptions(ports=ports or ports_of(Path(paths[0])))
     infos = capture.run([str(p) for p in paths], dec, opts, read_ahead=False)
@@ -57,6 +58,11 @@ def _both(paths, **kw):
         assert _text(spilled) == text
         for write in (_jsonl, _csv, _report):
             assert write(spilled) == write(whole)
+        # kept as their JSON text (what `summary --format json` does): the same characters
+        texts, _, tsink = _run(paths, records=True, spill=True, hold=hold, json_text=True, **kw)
+        assert all(type(x) is tuple for x in tsink.spill._held)
+        assert isinstance(texts["associations"], summary.RecordList) and texts["associations"].text
+        assert _text(texts) == text
     return text, _text(recs), dec, sink
 
 
@@ -307,3 +313,23 @@ def test_same_associate_bytes_decoded_once(tmp_path, monkeypatch):
     big = G.assoc_rq("SCP", "SCU", [(k, G.VERIFICATION, (G.IMPLICIT,) * 200) for k in range(1, 8, 2)])[6:]
     assert len(big) > Decoder.ASSOCIATE_SEEN_BYTES
     assert d2._decode_associate(big, True, False) is not d2._decode_associate(big, True, False)
+
+
+def test_record_text_cuts_at_the_number():
+    """A record kept as its JSON text: cut around its first member's number,
+    which the document's order fills in; compact and expanded records, and a
+    record whose number is None (left as it is)."""
+    compact = {"association": 12, "capture": "a.pcap", "note": '"association": 12'}
+    head, tail = summary.record_text(compact, "association")
+    assert head == '{"association": ' and tail.startswith(', "capture"')
+    expanded = {"id": 7, "capture": "a.pcap", "operations": [{"command": "C-ECHO"}]}
+    head, tail = summary.record_text(expanded, "id")
+    assert head.endswith('"id": ') and tail.startswith(',\n   "capture"')
+    for rec, key, head_tail in ((compact, "association", summary.record_text(compact, "association")),
+                                (expanded, "id", summary.record_text(expanded, "id"))):
+        for n in (0, 3, 123456):
+            doc = {"rows": [dict(rec, **{key: n})]}
+            want = _text(doc)
+            assert (head_tail[0] + repr(n) + head_tail[1]) in want
+    none = {"association": None, "capture": "a.pcap"}
+    assert summary.record_text(none, "association") == ('{"association": null, "capture": "a.pcap"}', None)

@@ -323,3 +323,26 @@ def write_json(doc, out) -> None:
     w.value(doc, 0)
     w.put("\n", 1)
     w.flush()
+
+
+cdef _Writer _one = None  # value_text's writer, made once (its buffer is 1 MiB)
+
+
+def value_text(v, Py_ssize_t depth=0) -> str:
+    """``v`` as ``write_json`` writes it at nesting ``depth`` inside a
+    document: its lines after the first indented by ``depth`` spaces, no
+    line break at the end."""
+    global _one
+    cdef _Writer w = _one
+    parts = []
+    if w is None:
+        w = _one = _Writer(parts.append)
+    w.write = parts.append
+    w.n = 0
+    try:
+        w.value(v, depth)
+        w.flush()
+    finally:
+        w.n = 0
+        w.write = None
+    return parts[0] if len(parts) == 1 else "".join(parts)

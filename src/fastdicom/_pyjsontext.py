@@ -34,8 +34,9 @@ def key_text(k) -> str:
     return text[1:len(text) - 4]
 
 
-def write_json(doc, out) -> None:
-    """Write ``doc`` to the text file ``out`` in the layout above.
+def write_json(doc, out, pad: str = "", end: bool = True) -> None:
+    """Write ``doc`` to the text file ``out`` in the layout above (``pad``:
+    the indent of its nesting; ``end``: with the final line break).
     ``json.dump(indent=...)`` runs in pure Python node by node; this encodes
     every record with the C encoder (about twice as fast), and only the
     containers node by node."""
@@ -111,6 +112,20 @@ def write_json(doc, out) -> None:
                     flush()
             write("\n" + pad + "]")
 
-    enc(doc, "")
-    write("\n")
+    enc(doc, pad)
+    if end:
+        write("\n")
     flush()
+
+
+def value_text(v, depth: int = 0) -> str:
+    """``v`` as ``write_json`` writes it at nesting ``depth`` inside a
+    document: its lines after the first indented by ``depth`` spaces, no
+    line break at the end."""
+    parts: list = []
+
+    class _Out:
+        write = parts.append
+
+    write_json(v, _Out, pad=" " * depth, end=False)
+    return "".join(parts)

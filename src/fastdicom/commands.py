@@ -299,7 +299,10 @@ def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
     # outputs that read them in order (all but -Y, which judges whole
     # documents) keep them in a temporary file instead
     spill = flt is None and not args.follow
-    sink = summary.SummarySink(records=True, redact=args.redact, spill=spill)
+    # the JSON document's records are written as their connections end (the
+    # text of each, in the spill), not all once the capture is read
+    sink = summary.SummarySink(records=True, redact=args.redact, spill=spill,
+                               json_text=spill and args.format == "json")
     sinks = [sink]
     follow = None
     if args.follow:

@@ -46,16 +46,22 @@ class SummarySink:
     only what orders them, about 0.4 KB per association and object (30,000,
     with the core's closed connections made small as well: 410 -> 114 MB);
     ``build`` then gives a document whose ``associations`` and ``objects``
-    are ``RecordList``s, read back as they are written out.  ``build`` gives
-    the same document every way."""
+    are ``RecordList``s, read back as they are written out.  With
+    ``json_text`` (for a document only ``write_json`` writes), each record
+    is kept as its JSON text (``record_text``), made as its connection ends
+    instead of all at the end, and the lists are always ``RecordList``s of
+    text.  ``build`` gives the same document every way."""
 
     def __init__(self, leading: bool = True, records: bool = False, redact: bool = False,
-                 spill: bool = False, hold: int | None = None):
+                 spill: bool = False, hold: int | None = None, json_text: bool = False):
         from collections import Counter
 
         self.leading = leading
-        self.records = records or spill
+        self.records = records or spill or json_text
         self.redact = redact
+        # records kept as their JSON text (``record_text``), made as connections
+        # end rather than all at the end: for a document only write_json writes
+        self.json_text = json_text
         self.object_info = {}  # transfer index -> dict of leading values
         self._ended = {}  # with records: association id -> its data sets ended, not yet recorded
         # with records: each record's place in ``spill`` with what canonical()
@@ -91,16 +97,20 @@ class SummarySink:
                 self.operation_counts[operation_class(op)] += 1
             self.association_keys.append((rec["capture"], rec["first_pdu_end_frame"], rec["start_frame"],
                                           rec["client"], rec["server"], rec["start"], rec["id"],
-                                          self._keep(rec)))
+                                          self._keep(rec, "id")))
             for t in self._ended.pop(a.id, ()):
                 rec = object_json(t, self.object_info.pop(t.index, None), self.redact)
                 self.objects_complete += bool(rec["complete"])
-                self.object_keys.append((rec["capture"], rec["frame_last"], rec["association"], self._keep(rec)))
+                self.object_keys.append((rec["capture"], rec["frame_last"], rec["association"],
+                                         self._keep(rec, "association")))
 
-    def _keep(self, rec):
+    def _keep(self, rec, key):
         """``rec`` into the spill (its place): redacted first, as build() redacts
-        the document only after it is ordered."""
-        return self.spill.put(R.redact_document(rec) if self.redact else rec)
+        the document only after it is ordered; as its text with ``json_text``
+        (``key``: its member that build() renumbers)."""
+        if self.redact:
+            rec = R.redact_document(rec)
+        return self.spill.put(record_text(rec, key) if self.json_text else rec)
 
 
 HOLD_RECORDS = 2048  # records a RecordSpill keeps in memory before it writes to a file
@@ -179,23 +189,64 @@ class RecordList:
     """The records of a summary that are in a ``RecordSpill``, in order:
     iterating reads each back, with ``key`` set to its value here (an
     association's number, an object's association).  A sequence for
-    ``len()`` and ``for``; ``write_json`` writes it record by record."""
+    ``len()`` and ``for``; ``write_json`` writes it record by record.  With
+    ``text``, the spill holds ``record_text``s and iterating gives each
+    record's JSON text, its number filled in."""
 
-    def __init__(self, spill: RecordSpill, places: list, key: str, values: list):
+    def __init__(self, spill: RecordSpill, places: list, key: str, values: list, text: bool = False):
         self._spill = spill
         self._places = places
         self._key = key
         self._values = values
+        self.text = text
 
     def __len__(self) -> int:
         return len(self._places)
 
     def __iter__(self):
         get, key = self._spill.get, self._key
+        if self.text:
+            for at, v in zip(self._places, self._values):
+                head, tail = get(at)
+                yield head if tail is None else head + repr(v) + tail
+            return
         for at, v in zip(self._places, self._values):
             rec = get(at)
             rec[key] = v
             yield rec
+
+
+_value_text = None  # the JSON writer's value_text, imported at first use
+
+
+def record_text(rec: dict, key: str) -> tuple:
+    """``rec`` as ``write_json`` writes it in a list of the document (at
+    nesting 2), cut around the value of ``key``, its first member, which
+    build() renumbers: ``(text before the number, text after it)``, or
+    ``(whole text, None)`` when the value is None (nothing is renumbered)::
+
+        {"association": 3, "capture": ...}          compact
+        {\n   "id": 3,\n   "capture": ...\n  }       expanded
+                    ^ the cut
+    """
+    global _value_text
+    if _value_text is None:
+        from .core import PURE_PYTHON
+        if PURE_PYTHON:
+            from ._pyjsontext import value_text as _value_text
+        else:
+            from ._jsontext import value_text as _value_text
+    text = _value_text(rec, 2)
+    v = rec[key]
+    if v is None:
+        return text, None
+    lead = text.find('"' + key + '": ')
+    at = lead + len(key) + 4
+    num = repr(v)
+    if type(v) is not int or lead < 0 or text[:lead].strip("{\n ") or not text.startswith(num, at) \
+            or text[at + len(num)] not in ",}":
+        raise AssertionError(f"{key!r} is not the first member of the record")  # pragma: no cover
+    return text[:at], text[at + len(num):]
 
 
 _leading_values = None  # dataset.leading_values, imported at first use
@@ -366,16 +417,19 @@ def _build_records(decoder, infos, sink: SummarySink, redact: bool) -> dict:
     """``build`` for a sink that made records: canonical() orders stand-ins
     that carry only what it orders by (and the record's place), then each
     list becomes a ``RecordList`` of the records in that order, or, when
-    none went to the spill's file, the plain list of them."""
+    none went to the spill's file and they are not texts, the plain list of
+    them."""
     assocs = [{"id": k[6], "capture": k[0], "first_pdu_end_frame": k[1], "start_frame": k[2],
                "client": k[3], "server": k[4], "start": k[5], "_at": k[7]} for k in sink.association_keys]
     objects = [{"capture": k[0], "frame_last": k[1], "association": k[2], "_at": k[3]} for k in sink.object_keys]
     sink.association_keys = sink.object_keys = None  # the stand-ins take their place
     doc = _finish(decoder, infos, assocs, objects, sink.operation_counts, sink.objects_complete, redact)
     a, o = doc["associations"], doc["objects"]
-    doc["associations"] = RecordList(sink.spill, [x["_at"] for x in a], "id", [x["id"] for x in a])
-    doc["objects"] = RecordList(sink.spill, [x["_at"] for x in o], "association", [x["association"] for x in o])
-    if not sink.spill.in_file:  # all in memory: what every reader of a document takes
+    doc["associations"] = RecordList(sink.spill, [x["_at"] for x in a], "id", [x["id"] for x in a],
+                                     text=sink.json_text)
+    doc["objects"] = RecordList(sink.spill, [x["_at"] for x in o], "association", [x["association"] for x in o],
+                                text=sink.json_text)
+    if not sink.spill.in_file and not sink.json_text:  # all in memory: what every reader of a document takes
         doc["associations"], doc["objects"] = list(doc["associations"]), list(doc["objects"])
     return doc
 
@@ -575,7 +629,10 @@ def _write_spilled(doc: dict, out, write) -> None:
                 batch = list(itertools.islice(records, 512))
                 if not batch:
                     break
-                out.write(lead + text(batch, " ")[4:-3])  # "[\n  " ... "\n ]"
+                if v.text:  # each already written as it is in the list
+                    out.write(lead + ",\n  ".join(batch))
+                else:
+                    out.write(lead + text(batch, " ")[4:-3])  # "[\n  " ... "\n ]"
                 lead = ",\n  "
             out.write("\n ]")
         else:
