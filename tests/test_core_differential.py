@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import pcapgen as G
 from fastdicom import _pycore
 from fastdicom.events import (
-    EV_EXPERT, EV_FLOW, EV_GAP, EV_PDATA, EV_PDU, PF_FINAL, PF_TRUNCATED, X_CAPTURE_DAMAGED,
+    EV_EXPERT, EV_FLOW, EV_GAP, EV_PDATA, EV_PDATA_RUN, EV_PDU, PF_FINAL, PF_TRUNCATED, X_CAPTURE_DAMAGED,
     X_OOO_SEGMENTS, X_TCP_OVERLAP_CONFLICT,
 )
 from mutations import mutate
@@ -123,6 +123,62 @@ def test_fixture_whole_and_random_chunks(path, name):
     assert whole == chunked  # the chunking of the input never matters
 
 
+def expand_runs(events) -> list:
+    """Each EV_PDATA_RUN replaced by the EV_PDATA of each of its PDUs, made
+    again from its rows (events.py)."""
+    out = []
+    for ev in events:
+        if ev[0] != EV_PDATA_RUN:
+            out.append(ev)
+            continue
+        _, fid, direction, ctx, n, pdu_bytes, value_bytes, f_last, t_min, t_max, t_last, plen_last, rows = ev
+        row = memoryview(rows).cast("q").tolist()
+        assert len(row) == 9 * n > 0
+        pdus = [row[k:k + 9] for k in range(0, len(row), 9)]
+        assert pdu_bytes == sum(p[0] + 6 for p in pdus) and value_bytes == sum(p[6] - 2 for p in pdus)
+        assert (f_last, t_last, plen_last) == (pdus[-1][3], pdus[-1][5], pdus[-1][6] - 2)
+        assert (t_min, t_max) == (min(p[5] for p in pdus), max(p[5] for p in pdus))
+        for length, off, f0, f1, t0, t1, pdv_len, release, flow_last in pdus:
+            assert length == pdv_len + 4 and pdv_len > 2
+            out.append((EV_PDATA, fid, direction, 4, length, off, f0, f1, t0, t1,
+                        ((ctx, 0, pdv_len, 0, pdv_len - 2, b""),), PF_FINAL, release, flow_last))
+    return out
+
+
+def by_connection(events) -> dict:
+    """The events of each connection, in order (-1: of the capture itself)."""
+    out = defaultdict(list)
+    for ev in events:
+        out[-1 if ev[0] == EV_EXPERT and ev[1] < 0 else ev[1] if ev[0] != 7 else ("attempt", ev[1])].append(ev)
+    return dict(out)
+
+
+@pytest.mark.parametrize("data_limit", [65536, 0])
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_pdata_runs_hold_the_pdus_they_stand_for(path, data_limit):
+    """With pdata_runs the twins agree; each run, expanded, gives the EV_PDATA
+    events the engine gives without runs, in the same order within each
+    connection (a run stands where its first PDU would; other connections'
+    events may come between its PDUs), and the stats are the same."""
+    data = load(path)
+    for chunks in (None, random_chunks(len(data), 5, 100_000)):
+        runs = assert_same(data, chunks, data_limit=data_limit, pdata_runs=True)
+        plain = outcome(_core, data, chunks, data_limit=data_limit)
+        assert runs[-1] == plain[-1]
+        got, want = (r[-2] if r[0] == "raised" else r[0] for r in (runs, plain))
+        assert by_connection(expand_runs(got)) == by_connection(want)
+        assert sorted(map(repr, expand_runs(got))) == sorted(map(repr, want))
+
+
+def test_pdata_runs_gather_many_pdus():
+    """(Else the test above would prove little.)"""
+    data = load(DATA / "real" / "big_store.pcap")
+    events, _ = outcome(_core, data, data_limit=0, pdata_runs=True)
+    runs = [ev for ev in events if ev[0] == EV_PDATA_RUN]
+    assert runs and sum(ev[4] for ev in runs) > 10 * len(runs)
+    assert len(events) < len(outcome(_core, data, data_limit=0)[0]) / 5
+
+
 def test_twin_survives_memoryviews_that_outlive_the_walk(monkeypatch):
     """A sampling profiler (a Dask worker's) keeps the frames it samples, and
     with them the memoryviews of the twin's input buffer that they hold: the
@@ -170,7 +226,7 @@ MODES = ["reorder", "dup", "overlap", "drop", "vlan", "qinq", "sll", "sll2", "ra
 @pytest.mark.parametrize("name", MUTATED)
 def test_tap_distortions(name, mode):
     data = mutate((DATA / "real" / f"{name}.pcap").read_bytes(), mode, seed=3, rate=0.08)
-    for options in ({}, {"data_limit": 100, "chunk_size": 700, "ooo_budget": 4000}):
+    for options in ({}, {"data_limit": 100, "chunk_size": 700, "ooo_budget": 4000}, {"pdata_runs": True}):
         assert_same(data, **options)
     assert_same(data, random_chunks(len(data), 11, 3000))
 
@@ -540,6 +596,7 @@ def captures(draw, lossless=False):
         "max_command": st.sampled_from([0, 10, 1 << 20]),
         "max_assoc_pdu": st.sampled_from([100, 1 << 20]),
         "partition": st.sampled_from([(0, 1), (0, 2), (1, 2)]),
+        "pdata_runs": st.booleans(),
     }))
     if not lossless and draw(st.booleans()):  # damage a few bytes of the file, cut its end
         buf = bytearray(data)

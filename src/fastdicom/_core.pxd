@@ -18,6 +18,7 @@ cdef enum:
     EV_EXPERT = 5
     EV_FLOW_END = 6
     EV_TCP_ATTEMPT = 7
+    EV_PDATA_RUN = 8
 
     PF_FINAL = 1
     PF_TRUNCATED = 2
@@ -61,6 +62,7 @@ cdef enum:
 cpdef enum:
     SYNC_WINDOW = 256 * 1024
     MAX_PIECES = 4096
+    RUN_ROW = 9  # int64s per PDU in an EV_PDATA_RUN's rows
     MAX_OOO_SEGMENTS = 4096
     MAX_ASSOC_SYNC = 1 << 20
     MAX_FIXED_PDU = 1024
@@ -315,6 +317,10 @@ cdef struct Flow:
     long long ack_ts
     long long last_ts
     long long last_frame  # frame of its latest packet (the LRU order)
+    # its EV_PDATA_RUN being added to: record index + 1 in the batch with
+    # serial run_batch (0: none); any other event of the connection ends it
+    Py_ssize_t run_at
+    long long run_batch
     Dir dirs[2]
     Flow *older  # LRU list: least recently active first
     Flow *newer

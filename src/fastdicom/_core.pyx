@@ -501,6 +501,8 @@ cdef class Engine:
     cdef long long _sweep_step
 
     cdef EvBatch *_batch  # events not yet handed out (NULL: none)
+    cdef long long _batch_serial  # batches handed out so far (see Flow.run_at)
+    cdef readonly bint pdata_runs
     cdef bint _threaded  # walked without the GIL at least once: piece bytes are malloc'd
     cdef bint _attached  # a reading thread walks it now (engine_attach): hands off
     cdef long long cnt[N_COUNTERS]
@@ -560,8 +562,9 @@ cdef class Engine:
                  data_limit=-1, chunk_size=1 << 20, max_assoc_pdu=1 << 20,
                  max_command=1 << 20, max_pdu=0xFFFFFFFF, max_flows=100_000,
                  idle_timeout=600 * 10**9, heuristic_window=1 << 20,
-                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384):
+                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384, pdata_runs=False):
         cdef long long p
+        self.pdata_runs = bool(pdata_runs)
         self.ports = frozenset(int(p) for p in ports)
         memset(self._portmap, 0, sizeof(self._portmap))
         for p in self.ports:
@@ -1508,6 +1511,7 @@ cdef class Engine:
         if fl.confirmed:
             a = &fl.dirs[fl.client]
             b = &fl.dirs[1 - fl.client]
+            fl.run_at = 0
             r = self._ev(EV_FLOW_END)
             r.v[:12] = [fl.id, frame, ts, reason, a.nbytes, b.nbytes, a.retrans, b.retrans,
                         a.ooo_count, b.ooo_count, a.zero_window, b.zero_window]
@@ -1924,6 +1928,7 @@ cdef class Engine:
     cdef int _flow_expert(self, Flow *fl, int code, long long frame, long long ts, long long off,
                           long long a1, long long a2, int side) except -1 nogil:
         if fl.confirmed:
+            fl.run_at = 0
             self._expert_ev(fl.id, dir_of(fl, side), code, frame, ts, off, a1, a2)
         return 0
 
@@ -2293,6 +2298,7 @@ cdef class Engine:
         cdef long long m
         cdef EvRec *r
         if fl.confirmed:
+            fl.run_at = 0
             r = self._ev(EV_PDU)
             r.v[:10] = [fl.id, dir_of(fl, side), t, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1,
                         PF_FINAL | flags]
@@ -2432,7 +2438,14 @@ cdef class Engine:
     cdef int _flush_pieces(self, Flow *fl, int side, Dir *d, int flags) except -1 nogil:
         cdef Py_ssize_t k, n = d.pieces_n
         cdef EvRec *r
+        if (fl.confirmed and self.pdata_runs and flags == PF_FINAL and n == 1
+                and plain_piece(&d.pieces[0], d.pdu_len)):
+            self._run_add(fl, side, d, &d.pieces[0])
+            d.pieces_n = 0
+            d.pieces_bytes = 0
+            return 0
         if fl.confirmed:
+            fl.run_at = 0
             r = self._ev(EV_PDATA)
             r.v[:13] = [fl.id, dir_of(fl, side), 4, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1, flags,
                         self._frame + self._at_eof, fl.last_frame, n]
@@ -2444,6 +2457,50 @@ cdef class Engine:
             dir_drop_pieces(d)
         d.pieces_n = 0
         d.pieces_bytes = 0
+        return 0
+
+    cdef int _run_add(self, Flow *fl, int side, Dir *d, EvRec *piece) except -1 nogil:
+        """A plain P-DATA-TF (``plain_piece``) into its connection's run
+        (events.py: EV_PDATA_RUN): the run this connection began in the
+        events not yet handed out, if no other event of the connection came
+        since and it has the same direction and context; else a new one.
+        Each PDU adds its row of what its own EV_PDATA would have said."""
+        cdef EvRec *r = NULL
+        cdef int direction = dir_of(fl, side)
+        cdef long long ctx = piece.v[0], plen = piece.v[4], t1 = d.t1
+        cdef long long *row
+        cdef Py_ssize_t need, cap
+        cdef uint8_t *grown
+        if fl.run_at > 0 and fl.run_batch == self._batch_serial and self._batch != NULL:
+            r = &self._batch.recs[fl.run_at - 1]
+            if r.v[1] != direction or r.v[2] != ctx:
+                r = NULL
+        if r == NULL:
+            r = self._ev(EV_PDATA_RUN)
+            fl.run_at = self._batch.n
+            fl.run_batch = self._batch_serial
+            r.v[:14] = [fl.id, direction, ctx, 0, 0, 0, 0, t1, t1, 0, 0, 0, 0, 0]
+        need = r.mlen + RUN_ROW * sizeof(long long)
+        cap = <Py_ssize_t>r.v[13]
+        if need > cap:
+            cap = lmax(need, 2 * cap)
+            grown = <uint8_t *>realloc(r.mem, cap)
+            if grown == NULL:
+                with gil: raise MemoryError()
+            r.mem = grown
+            r.v[13] = cap
+        row = <long long *>(r.mem + r.mlen)
+        row[:RUN_ROW] = [d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, t1, piece.v[2],
+                         self._frame + self._at_eof, fl.last_frame]
+        r.mlen = need
+        r.v[3] += 1  # PDUs
+        r.v[4] += d.pdu_len + 6  # their bytes, headers included
+        r.v[5] += plen  # PDV value bytes
+        r.v[6] = d.f1  # the last one's last frame
+        r.v[7] = lmin(r.v[7], t1)
+        r.v[8] = lmax(r.v[8], t1)
+        r.v[9] = t1  # the last one's last time
+        r.v[10] = plen  # the last one's PDV value length
         return 0
 
     cdef int _end_pdv(self, Flow *fl, int side, Dir *d) except -1 nogil:
@@ -2563,6 +2620,7 @@ cdef class Engine:
                         long long ts, int resumed) except -1 nogil:
         cdef EvRec *r
         if fl.confirmed:
+            fl.run_at = 0
             r = self._ev(EV_GAP)
             r.v[:7] = [fl.id, dir_of(fl, side), off, size, frame, ts, resumed]
         return 0
@@ -2601,6 +2659,15 @@ cdef inline object _rec_bytes(EvRec *r):
     return out
 
 
+cdef inline bint plain_piece(EvRec *p, long long pdu_len) noexcept nogil:
+    """The one piece of a P-DATA-TF that holds one whole PDV, a middle
+    fragment of a data set (control header 0), none of whose bytes were
+    handed out: the PDUs an EV_PDATA_RUN gathers (PDU length = 4-byte item
+    length + the item)."""
+    return (p.v[1] == 0 and p.v[3] == 0 and p.v[4] > 0 and p.v[4] == p.v[2] - 2 and pdu_len == p.v[2] + 4
+            and p.obj == NULL and p.mem == NULL and p.mlen == 0)
+
+
 cdef list engine_events(EvBatch *batch):
     cdef list out = []
     cdef Py_ssize_t k = 0, j, m
@@ -2625,6 +2692,9 @@ cdef list engine_events(EvBatch *batch):
                 k += m
                 out.append((EV_PDATA, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
                             pieces, v[9], v[10], v[11]))
+            elif r.kind == EV_PDATA_RUN:
+                out.append((EV_PDATA_RUN, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
+                            v[10], _rec_bytes(r)))
             elif r.kind == EV_EXPERT:
                 out.append((EV_EXPERT, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]))
             elif r.kind == EV_PDU:
@@ -2694,6 +2764,7 @@ cdef int engine_walk(void *engine, const uint8_t *data, Py_ssize_t n) except -1 
 cdef EvBatch *engine_take_events(void *engine) noexcept nogil:
     cdef EvBatch *b = (<Engine>engine)._batch
     (<Engine>engine)._batch = NULL
+    (<Engine>engine)._batch_serial = (<Engine>engine)._batch_serial + 1  # its runs can no longer grow
     return b
 
 

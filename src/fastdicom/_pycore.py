@@ -26,6 +26,7 @@ lengths say where the next header is, and the hole is reported, never filled.
 from __future__ import annotations
 
 import socket
+from array import array
 from collections import OrderedDict, deque
 
 from .errors import CaptureFormatError
@@ -33,7 +34,7 @@ from .events import *  # noqa: F401,F403  (event kinds, flags, expert codes)
 from .events import (
     ATTEMPT_NO_DATA, ATTEMPT_REFUSED, ATTEMPT_UNANSWERED, END_EOF, END_EVICTED,
     END_FIN, END_IDLE, END_REUSED, END_RST, EV_EXPERT, EV_FLOW, EV_FLOW_END,
-    EV_GAP, EV_PDATA, EV_PDU, EV_TCP_ATTEMPT, PF_FINAL, PF_TRUNCATED,
+    EV_GAP, EV_PDATA, EV_PDATA_RUN, EV_PDU, EV_TCP_ATTEMPT, PF_FINAL, PF_TRUNCATED,
     X_CAPTURE_DAMAGED, X_CAPTURE_TRUNCATED, X_COMMAND_TOO_LARGE,
     X_FLOW_TABLE_FULL, X_IP_FRAGMENT, X_LINKTYPE_UNSUPPORTED, X_MIDSTREAM,
     X_OOO_BUDGET, X_OOO_SEGMENTS, X_PDU_IN_GAP, X_PDU_INVALID,
@@ -113,6 +114,15 @@ def _ae_ok(b, p) -> bool:
             return False
         seen = True
     return seen
+
+
+def _plain_piece(piece, pdu_len) -> bool:
+    """The one piece of a P-DATA-TF that holds one whole PDV, a middle
+    fragment of a data set (control header 0), none of whose bytes were
+    handed out: the PDUs an EV_PDATA_RUN gathers (PDU length = 4-byte item
+    length + the item)."""
+    _ctx, mch, pdv_len, off, plen, data = piece
+    return mch == 0 and off == 0 and plen > 0 and plen == pdv_len - 2 and pdu_len == pdv_len + 4 and not data
 
 
 def _pdu_header_plausible(t, L, sync_max) -> bool:
@@ -307,7 +317,7 @@ class _Flow:
     __slots__ = (
         "id", "key", "ipver", "ip", "port", "is_port", "state", "confirmed",
         "client", "syn_side", "synack_side", "isn", "syn_ts", "synack_ts",
-        "ack_ts", "last_ts", "last_frame", "dirs", "heuristic_only",
+        "ack_ts", "last_ts", "last_frame", "dirs", "heuristic_only", "run_at",
     )
 
     def __init__(self, fid, key, ipver, ip_a, port_a, ip_b, port_b, is_port):
@@ -329,6 +339,9 @@ class _Flow:
         self.ack_ts = -1
         self.last_ts = 0
         self.last_frame = 0  # frame of its latest packet (the LRU order)
+        # its EV_PDATA_RUN being added to: its list in the events not yet
+        # handed out (None: none); any other event of the connection ends it
+        self.run_at = None
         self.dirs = (_Dir(), _Dir())
 
 
@@ -376,6 +389,9 @@ class Engine:
         worker 0 counts the packets of connections that cannot carry DICOM.
     history : int
         Bytes of delivered data kept per direction to check retransmissions.
+    pdata_runs : bool
+        Gather a connection's plain P-DATA-TF PDUs (``_plain_piece``) into
+        EV_PDATA_RUN events instead of one EV_PDATA each.
     """
 
     implementation = IMPLEMENTATION
@@ -384,7 +400,8 @@ class Engine:
                  data_limit=-1, chunk_size=1 << 20, max_assoc_pdu=1 << 20,
                  max_command=1 << 20, max_pdu=0xFFFFFFFF, max_flows=100_000,
                  idle_timeout=600 * 10**9, heuristic_window=1 << 20,
-                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384):
+                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384, pdata_runs=False):
+        self.pdata_runs = bool(pdata_runs)
         self.ports = frozenset(int(p) for p in ports)
         self.heuristic = bool(heuristic)
         self.ooo_budget = int(ooo_budget)
@@ -403,6 +420,7 @@ class Engine:
         self.history = int(history)
 
         self._events = []
+        self._runs = []  # places in _events of the EV_PDATA_RUN lists being added to
         self._buf = bytearray()
         self._pos = 0  # parse position in _buf
         self._foff = 0  # file offset of _buf[0]
@@ -480,6 +498,12 @@ class Engine:
     def pop_events(self) -> list:
         ev = self._events
         self._events = []
+        if self._runs:  # the runs can no longer grow: tuples, as the other events
+            for k in self._runs:
+                r = ev[k]
+                ev[k] = tuple(r[:12]) + (r[12].tobytes(),)
+                r[0] = None  # (its connection's run_at may still point to it)
+            self._runs = []
         return ev
 
     def stats(self) -> dict:
@@ -1046,6 +1070,7 @@ class Engine:
                     self._fr_eof(fl, side, d, frame, ts)
             if fl.confirmed:
                 a, b = fl.dirs[fl.client], fl.dirs[1 - fl.client]
+                fl.run_at = None
                 self._events.append((EV_FLOW_END, fl.id, frame, ts, reason, (
                     a.bytes, b.bytes, a.retrans, b.retrans, a.ooo_count, b.ooo_count,
                     a.zero_window, b.zero_window)))
@@ -1293,6 +1318,7 @@ class Engine:
 
     def _flow_expert(self, fl, code, frame, ts, off, a1, a2, side):
         if fl.confirmed:
+            fl.run_at = None
             self._events.append((EV_EXPERT, fl.id, self._dir(fl, side), code, frame, ts, off, a1, a2))
 
     @staticmethod
@@ -1571,6 +1597,7 @@ class Engine:
         d.pbuf = bytearray()
         t = d.pdu_type
         if fl.confirmed:
+            fl.run_at = None
             self._events.append((EV_PDU, fl.id, self._dir(fl, side), t, d.pdu_len, d.pdu_off,
                                  d.f0, d.f1, d.t0, d.t1, body, PF_FINAL | flags))
         if (t == 1 or t == 2) and not flags:
@@ -1654,12 +1681,42 @@ class Engine:
             self._flush_pieces(fl, side, d, 0)
 
     def _flush_pieces(self, fl, side, d, flags):
-        if fl.confirmed:
+        if (fl.confirmed and self.pdata_runs and flags == PF_FINAL and len(d.pieces) == 1
+                and _plain_piece(d.pieces[0], d.pdu_len)):
+            self._run_add(fl, side, d, d.pieces[0])
+        elif fl.confirmed:
+            fl.run_at = None
             self._events.append((EV_PDATA, fl.id, self._dir(fl, side), 4, d.pdu_len, d.pdu_off,
                                  d.f0, d.f1, d.t0, d.t1, tuple(d.pieces), flags,
                                  self._frame + self._at_eof, fl.last_frame))
         d.pieces = []
         d.pieces_bytes = 0
+
+    def _run_add(self, fl, side, d, piece):
+        """A plain P-DATA-TF (``_plain_piece``) into its connection's run
+        (events.py: EV_PDATA_RUN): the run this connection began in the
+        events not yet handed out, if no other event of the connection came
+        since and it has the same direction and context; else a new one.
+        Each PDU adds its row of what its own EV_PDATA would have said."""
+        direction = self._dir(fl, side)
+        ctx, _mch, pdv_len, _off, plen, _data = piece
+        t1 = d.t1
+        r = fl.run_at
+        if r is None or r[0] is None or r[2] != direction or r[3] != ctx:
+            r = [EV_PDATA_RUN, fl.id, direction, ctx, 0, 0, 0, 0, t1, t1, 0, 0, array("q")]
+            self._runs.append(len(self._events))
+            self._events.append(r)
+            fl.run_at = r
+        r[12].extend((d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, t1, pdv_len, self._frame + self._at_eof,
+                      fl.last_frame))
+        r[4] += 1  # PDUs
+        r[5] += d.pdu_len + 6  # their bytes, headers included
+        r[6] += plen  # PDV value bytes
+        r[7] = d.f1  # the last one's last frame
+        r[8] = min(r[8], t1)
+        r[9] = max(r[9], t1)
+        r[10] = t1  # the last one's last time
+        r[11] = plen  # the last one's PDV value length
 
     def _end_pdv(self, fl, side, d):
         self._cut_piece(fl, side, d)
@@ -1768,6 +1825,7 @@ class Engine:
 
     def _gap_event(self, fl, side, off, size, frame, ts, resumed):
         if fl.confirmed:
+            fl.run_at = None
             self._events.append((EV_GAP, fl.id, self._dir(fl, side), off, size, frame, ts, resumed))
 
     def _fr_eof(self, fl, side, d, frame, ts):

@@ -252,6 +252,26 @@ class Association:
         self.state = nxt
         return None if problem is None else (prev, problem)
 
+    def transitions(self, pdu_type: int, sender: int, n: int):
+        """``transition`` for ``n`` PDUs in a row (a P-DATA run): the same
+        state and history; the problem of the last, or None.  Once a step
+        leads back to its own state, the rest are added at once, with the
+        history cut as one by one would cut it."""
+        problem = None
+        while n > 0:
+            before = self.state
+            problem = self.transition(pdu_type, sender)
+            n -= 1
+            if n and self.state == before:
+                break
+        if n:
+            h = self.history
+            h.extend([h[-1]] * n)
+            if len(h) > 2 * MAX_HISTORY:  # cut to what cutting at every step leaves
+                keep = MAX_HISTORY + 1 + (len(h) - 2 * MAX_HISTORY - 1) % MAX_HISTORY
+                del h[:len(h) - keep]
+        return problem
+
     def apply_rq(self, rq: P.AAssociate, time: int):
         self.rq = rq
         self.rq_time = time

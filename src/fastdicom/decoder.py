@@ -264,6 +264,7 @@ class Decoder:
             E.EV_FLOW: self._ev_flow, E.EV_PDU: self._ev_pdu, E.EV_PDATA: self._ev_pdata,
             E.EV_GAP: self._ev_gap, E.EV_EXPERT: self._ev_expert,
             E.EV_FLOW_END: self._ev_flow_end, E.EV_TCP_ATTEMPT: self._ev_attempt,
+            E.EV_PDATA_RUN: self._ev_pdata_run,
         }
 
     # ------------------------------------------------------------------ API
@@ -532,6 +533,46 @@ class Decoder:
                 ids += f" and {len(missing) - 10} more"
             self.report("dicom.pctx.unanswered", time=time, frame=frame, association=a,
                         count=len(missing), ids=ids)
+
+    def _ev_pdata_run(self, ev):
+        """Plain P-DATA-TF PDUs of one connection in a row (EV_PDATA_RUN): what
+        _ev_pdata's short path does for each, done once for all; where that
+        path is not for them, each PDU's own EV_PDATA, made again from its
+        row, in turn.  (The PDUs of other connections between them touch
+        nothing these do: counts and first/last times add up in any order.)"""
+        _, fid, direction, ctx, n, pdu_bytes, value_bytes, f_last, t_min, t_max, t_last, plen_last, rows = ev
+        fl = self.flows[fid]
+        a = fl.association
+        if a is not None and a.state in OPEN and self._fast_pdata and (fid, direction) not in self._open_pdata:
+            asm = a.assemblers[direction]
+            s = asm.ctx.get(ctx) if asm.last_ctx == ctx else None
+            t = s.transfer if s is not None and s.pdv_end < 0 and s.cmd_buf is None else None
+            if t is not None and not t.ended and (a.ac is None or ctx in a.reported_bad_ctx or (
+                    ctx in a.contexts and a.contexts[ctx].accepted)):
+                if self.first_time is None or t_min < self.first_time:
+                    self.first_time = t_min
+                if self.last_time is None or t_max > self.last_time:
+                    self.last_time = t_max
+                self.pdu_count += n
+                a.bytes[direction] += pdu_bytes
+                a.pdus[direction] += n
+                a.transitions(4, direction, n)
+                a.ctx_pdvs[ctx] = a.ctx_pdvs.get(ctx, 0) + n
+                s.pdv_mch = 0
+                s.pdv_pos = plen_last
+                t.hasher = None  # bytes not handed out: no digest
+                t.length += value_bytes
+                t.frame_last = f_last
+                t.time_last = t_last
+                row = memoryview(rows).cast("q")
+                self._release = (row[-2], row[-1])
+                return
+        row = memoryview(rows).cast("q").tolist()
+        pdata = self._ev_pdata
+        for k in range(0, len(row), 9):
+            length, off, f0, f1, t0, t1, pdv_len, release, flow_last = row[k:k + 9]
+            pdata((E.EV_PDATA, fid, direction, 4, length, off, f0, f1, t0, t1,
+                   ((ctx, 0, pdv_len, 0, pdv_len - 2, b""),), E.PF_FINAL, release, flow_last))
 
     def _ev_pdata(self, ev):
         _, fid, direction, _t, length, off, f0, f1, t0, t1, pieces, flags, release, flow_last = ev

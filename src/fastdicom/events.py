@@ -32,6 +32,23 @@ Layouts (``dir`` is 0 for client to server, 1 for server to client)::
         events of connections decoded by different workers sort by the pair
         into the order in which one engine emits them.
 
+    (EV_PDATA_RUN, flow, dir, context_id, pdus, pdu_bytes, value_bytes,
+     frame_last, ts_min, ts_max, ts_last, value_length_last, rows)
+        With ``Engine(pdata_runs=True)`` only: consecutive plain P-DATA-TF
+        PDUs of one connection, direction and context, in one event.  A plain
+        PDU holds one whole PDV, a middle fragment of a data set (control
+        header 0), none of whose bytes are handed out: the commonest PDU of
+        a large data set once its head is past.  It stands where the first
+        one's EV_PDATA would; it gathers PDUs until any other event of its
+        connection.  ``pdu_bytes`` counts their 6-byte headers too;
+        ``frame_last``, ``ts_last`` and ``value_length_last`` are the last
+        PDU's; ``ts_min``/``ts_max`` bound the PDUs' last times.  ``rows``
+        is, per PDU, nine native int64s: ``pdu_length, stream_offset,
+        frame_first, frame_last, ts_first, ts_last, pdv_length,
+        release_frame, flow_last_frame``, from which its EV_PDATA can be
+        made again (``pieces`` ``((context_id, 0, pdv_length, 0,
+        pdv_length - 2, b""),)``, flags PF_FINAL).
+
     (EV_GAP, flow, dir, stream_offset, size, frame, ts, resumed)
         ``size`` bytes were lost by the tap at ``stream_offset`` (size -1:
         unknown).  ``resumed`` is 1 when PDU framing continued across the gap
@@ -61,6 +78,7 @@ EV_GAP = 4
 EV_EXPERT = 5
 EV_FLOW_END = 6
 EV_TCP_ATTEMPT = 7
+EV_PDATA_RUN = 8
 
 # EV_PDU / EV_PDATA flags
 PF_FINAL = 1  # last event of this PDU
