@@ -140,3 +140,86 @@ def test_parallel_progress_reaches_the_capture_size():
     assert doc["associations"]
     assert rec.seen and rec.seen == sorted(rec.seen) and rec.seen[-1] == path.stat().st_size
     assert rec.closed
+
+
+def _early_run(capsys, monkeypatch, guess, argv):
+    """``fastdicom`` as cli.entry runs it: walk_early(guess), then main(argv)
+    (guess == argv but where a test makes the guess wrong).  Returns the
+    output and whether cmd_summary took the early walk."""
+    from fastdicom import capture, commands
+    monkeypatch.setattr(capture, "usable_cpus", lambda: 2)
+    taken = []
+    take = commands._take_early
+
+    def spy(*a):
+        got = take(*a)
+        taken.append(got is not None)
+        return got
+    monkeypatch.setattr(commands, "_take_early", spy)
+    commands.walk_early(guess)
+    early = commands._early
+    try:
+        code = main(argv)
+    finally:
+        commands.drop_early()
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert commands._early is None
+    return out, early is not None, bool(taken and taken[0])
+
+
+@pytest.mark.parametrize("extra", [(), ("--head-bytes", "100"), ("--head-bytes=0", "--redact"),
+                                   ("--no-heuristic", "--slowest", "3", "--fail-on", "error"),
+                                   ("--follow", "--format", "jsonl")])
+def test_the_capture_walked_before_the_command_line_is_parsed(capsys, monkeypatch, extra):
+    """cli.entry begins to walk the capture of ``summary FILE`` on two CPUs
+    from a guess at the command line, before argparse is imported; the
+    parsed command line takes it when it asks for the same: same output."""
+    path = REAL / "store_syntaxes.pcap"
+    fmt = () if "--format" in extra else ("--format", "json")
+    argv = ["summary", str(path), "--ports", " ".join(map(str, ports_of(path))), *fmt, "--workers", "2",
+            *extra]
+    main(argv[:-2 - len(extra)] + ["--workers", "1", *extra])
+    one = capsys.readouterr().out
+    out, began, taken = _early_run(capsys, monkeypatch, argv, argv)
+    assert began and taken and out == one
+
+
+@pytest.mark.parametrize("guess", [
+    ["summary", "X", "--ports", "1"],  # other engine options: stopped, walked again
+    ["summary", "X", "--head-bytes", "7"],
+    ["summary", "X", "--no-heuristic"],
+])
+def test_a_wrong_guess_is_stopped(capsys, monkeypatch, guess):
+    path = REAL / "store_syntaxes.pcap"
+    argv = ["summary", str(path), "--ports", " ".join(map(str, ports_of(path))), "--format", "json",
+            "--workers", "2"]
+    main(argv[:-1] + ["1"])
+    one = capsys.readouterr().out
+    guess = [str(path) if a == "X" else a for a in guess] + ["--workers", "2"]
+    out, began, taken = _early_run(capsys, monkeypatch, guess, argv)
+    assert began and not taken and out == one
+
+
+@pytest.mark.parametrize("guess", [
+    ["summary", "X", "--port", "104"],  # abbreviations, options it does not know: no guess
+    ["summary", "X", "--max-pdu", "1M"],
+    ["summary", "X", "-ojson"],
+    ["summary", "X", "X"],  # two captures
+    ["summary", "X", "--workers", "1"],  # one CPU: nothing read ahead
+    ["summary", "X", "--workers", "4"],  # processes, each with its share
+    ["summary", "X", "--workers", "many"],  # what argparse would refuse
+    ["summary", "X", "--hash"],  # every byte: read on the decoding thread
+    ["summary", "X", "--ports"],
+    ["summary", "missing.pcap"],
+    ["summary", "-"],
+    ["export", "X", "-o", "out"],
+    ["summary"],
+])
+def test_no_guess_where_in_doubt(capsys, monkeypatch, guess):
+    from fastdicom import capture, commands
+    monkeypatch.setattr(capture, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(commands, "AUTO_WORKERS_BYTES", 1)
+    path = REAL / "store_syntaxes.pcap"
+    commands.walk_early([str(path) if a == "X" else a for a in guess])
+    assert commands._early is None

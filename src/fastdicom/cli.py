@@ -7,7 +7,6 @@ problems at or above the given severity; 2 usage errors or an unreadable file
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -18,7 +17,7 @@ EPILOG_PORTS = ("DICOM is recognised on --ports (default: 104 and 11112) and, un
                 "--no-heuristic, on any port from the traffic itself.")
 
 
-def _common(p: argparse.ArgumentParser, filters=True):
+def _common(p, filters=True):
     p.add_argument("captures", nargs="+", metavar="CAPTURE",
                    help="pcap or pcapng file, gzip-compressed or not; '-' reads standard input")
     p.add_argument("--ports", default="104, 11112", metavar="SPEC",
@@ -69,12 +68,21 @@ class _Width:
         super().__init__(*args, **kwargs)
 
 
-class _Help(_Width, argparse.HelpFormatter):
-    pass
+# argparse's help formatters at the terminal's width, made by build_parser:
+# argparse is imported only then (after ``summary`` has begun to read its
+# capture, see ``entry``)
+_Help = _RawHelp = None
 
 
-class _RawHelp(_Width, argparse.RawDescriptionHelpFormatter):
-    pass
+def _formatters() -> None:
+    global _Help, _RawHelp
+    import argparse
+
+    class _Help(_Width, argparse.HelpFormatter):
+        pass
+
+    class _RawHelp(_Width, argparse.RawDescriptionHelpFormatter):
+        pass
 
 
 def _size(text: str) -> int:
@@ -86,8 +94,10 @@ def _size(text: str) -> int:
     try:
         n = int(float(t) * mult) if "." in t else int(t) * mult
     except ValueError:
+        import argparse
         raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 1048576, 64K, 64M, 1G)") from None
     if n < 0:
+        import argparse
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return n
 
@@ -96,13 +106,15 @@ def _count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
+        import argparse
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if n < 1:
+        import argparse
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return n
 
 
-def _bounds(p: argparse.ArgumentParser):
+def _bounds(p):
     """The resource bounds (SECURITY.md); each hit is reported as expert info."""
     from .capture import (
         DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_INFLATE, DEFAULT_MAX_OOO_BYTES,
@@ -133,11 +145,14 @@ def _add_commands():
             "batch": _add_batch, "sample": _add_sample, "fields": _add_fields}
 
 
-def build_parser(argv=None) -> argparse.ArgumentParser:
+def build_parser(argv=None):
     """The command line parser.  Only the command that ``argv`` names gets
     its full parser (the others are named, with their one-line help, for
     ``--help`` and for the error on an unknown command): building all ten
     took 7 ms of every run's start, before a capture is even opened."""
+    import argparse
+
+    _formatters()
     ap = argparse.ArgumentParser(
         prog="fastdicom",
         description="Fast, exact analysis of DICOM network traffic in packet captures.",
@@ -243,6 +258,8 @@ def _add_pdus(sub) -> None:
 
 
 def _add_show(sub) -> None:
+    import argparse
+
     p = sub.add_parser(
         "show", help=_COMMAND_HELP["show"],
         description="Show each PDU as a tree: its items and PDVs, and the decoded command and "
@@ -433,8 +450,14 @@ def entry() -> None:
     keeps all associations for the summary) took 16-20 ms of a 0.25 s run on
     a 1 GiB capture, for memory the system takes back anyway.  What the
     program registered to run at exit still runs (temporary folders), and
-    the output is flushed first."""
-    status = main()
+    the output is flushed first.  A summary of one capture file begins to
+    read it even before argparse is imported (``commands.walk_early``)."""
+    from . import commands
+    commands.walk_early(sys.argv[1:])
+    try:
+        status = main()
+    finally:
+        commands.drop_early()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
