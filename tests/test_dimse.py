@@ -549,3 +549,59 @@ def test_command_keeps_its_bytes_once():
     size = tracemalloc.get_traced_memory()[0] / len(keep)
     tracemalloc.stop()
     assert size < 700, size  # 450 B; 1,040 B when every element was kept a second time
+
+
+# ------------------------------------------------------------ the twins
+def _command_twins():
+    import importlib
+
+    from fastdicom import _pytagwalk
+    from fastdicom.core import PURE_PYTHON
+    if PURE_PYTHON:
+        pytest.skip("the compiled core is not used with FASTDICOM_PURE_PYTHON=1")
+    return _pytagwalk.command_values, importlib.import_module("fastdicom._core").command_values
+
+
+_COMMAND_PIECES = st.one_of(
+    st.builds(_el, st.sampled_from(sorted(dimse.COMMAND_ELEMENTS) + [0x4000, 0x5010, 0xFFFF]),
+              st.binary(max_size=12)),
+    st.builds(_el, st.integers(0, 0xFFFF), st.binary(max_size=6), st.sampled_from([0, 0, 8, 0xFFFE])),
+    st.binary(max_size=10),
+    st.just(b"\x00\x00\x00\x08\xff\xff\xff\xff"),
+    st.builds(lambda e, t, pad: _el(e, t.encode("latin-1") + pad), st.sampled_from([0x0002, 0x0600, 0x0902, 0x1000]),
+              st.text(st.characters(max_codepoint=255), max_size=12),
+              st.sampled_from([b"", b" ", b"  ", b"\x00", b" \x00", b"\x00 "])),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_COMMAND_PIECES, max_size=8).map(b"".join))
+def test_command_values_twins_agree(raw):
+    """The compiled command set walk gives the pure-Python one's values,
+    wrong sizes, end and problem, for any bytes."""
+    py, c = _command_twins()
+    assert c(raw, dimse.COMMAND_ELEMENTS) == py(raw, dimse.COMMAND_ELEMENTS)
+    assert c(bytearray(raw), dimse.COMMAND_ELEMENTS) == py(raw, dimse.COMMAND_ELEMENTS)
+
+
+def test_command_values_twins_agree_on_the_real_captures():
+    from fastdicom import capture
+    from fastdicom.decoder import Decoder
+    from helpers import REAL, REAL_CAPTURES, ports_of
+    py, c = _command_twins()
+    seen = []
+    real = dimse.parse_command
+
+    def keep(buf):
+        seen.append(bytes(buf))
+        return real(buf)
+    dimse.parse_command = keep
+    try:
+        for name in REAL_CAPTURES:
+            path = REAL / f"{name}.pcap"
+            capture.run([str(path)], Decoder(), capture.EngineOptions(ports=ports_of(path)), read_ahead=False)
+    finally:
+        dimse.parse_command = real
+    assert len(seen) > 100
+    for raw in seen:
+        assert c(raw, dimse.COMMAND_ELEMENTS) == py(raw, dimse.COMMAND_ELEMENTS)

@@ -362,3 +362,68 @@ def _close(out, f, p):
     """An undefined-length container's delimiter at ``p``: record its content length."""
     t = out[f.index]
     out[f.index] = t[:7] + (p - f.start,)
+
+
+# ------------------------------------------------------------ command sets
+def command_elements(b: bytes):
+    """The elements of a command set (implicit VR little endian, group 0000)::
+
+        tag group (2) | tag element (2) | value length (4) | value ...
+
+    Returns ``([(element, value offset, length)], end, problem)``: the walk
+    stops at the end of ``b`` (``problem`` None) or at the first element that
+    is cut or outside group 0000 (``problem`` is its expert info, ``end`` its
+    offset)."""
+    out = []
+    p, n = 0, len(b)
+    while p < n:
+        if n - p < 8:
+            return out, p, ("dicom.data.tag.missing", {"what": "command set"})
+        group = b[p] | (b[p + 1] << 8)
+        elem = b[p + 2] | (b[p + 3] << 8)
+        ln = int.from_bytes(b[p + 4:p + 8], "little")
+        if group != 0x0000:
+            return out, p, ("dicom.command.malformed",
+                            {"why": f"element ({group:04x},{elem:04x}) outside group 0000"})
+        if ln == 0xFFFFFFFF or p + 8 + ln > n:
+            return out, p, ("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"})
+        out.append((elem, p + 8, ln))
+        p += 8 + ln
+    return out, p, None
+
+
+def command_values(b: bytes, spec: dict):
+    """The values of a command set's elements that ``spec`` names (element
+    number -> ``(name, vr)``): ``(values, bad, end, problem)``.  ``values``
+    maps name -> value: an int for US and UL (from the first 2 or 4 bytes;
+    none when shorter), a list of ``(group, element)`` for AT, else the
+    text, ASCII with padding (NUL, space) stripped.  ``bad`` lists
+    ``(element, length)`` of the non-empty US, UL and AT values of the wrong
+    size, in order; ``end`` and ``problem`` are ``command_elements``'s."""
+    values = {}
+    bad = []
+    elements, p, stop = command_elements(b)
+    for elem, vo, ln in elements:
+        known = spec.get(elem)
+        if known is None:
+            continue
+        name, vr = known
+        v = b[vo:vo + ln]
+        if vr == "US":
+            val = int.from_bytes(v[:2], "little") if ln >= 2 else None
+            wrong = ln != 2
+        elif vr == "UL":
+            val = int.from_bytes(v[:4], "little") if ln >= 4 else None
+            wrong = ln != 4
+        elif vr == "AT":
+            val = [(int.from_bytes(v[i:i + 2], "little"), int.from_bytes(v[i + 2:i + 4], "little"))
+                   for i in range(0, ln - 3, 4)]
+            wrong = ln % 4 != 0
+        else:
+            val = v.decode("ascii", "replace").rstrip("\x00 ").lstrip(" ")
+            wrong = False
+        if val is not None:
+            values[name] = val
+        if wrong and ln:
+            bad.append((elem, ln))
+    return values, bad, p, stop

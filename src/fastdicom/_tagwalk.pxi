@@ -408,3 +408,63 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
     finally:
         PyMem_Free(stack)
     return out, status, p
+
+
+# --- command sets (twin: _pytagwalk.command_values) --------------------------
+cdef extern from "Python.h":
+    object PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
+
+
+cdef inline unsigned int _le16(const unsigned char *p) noexcept nogil:
+    return p[0] | (p[1] << 8)
+
+
+cdef inline unsigned int _le32(const unsigned char *p) noexcept nogil:
+    return p[0] | (p[1] << 8) | (p[2] << 16) | (<unsigned int>p[3] << 24)
+
+
+def command_values(const unsigned char[::1] buf, dict spec):
+    """The values of a command set's elements that ``spec`` names: see
+    ``_pytagwalk.command_values``."""
+    cdef Py_ssize_t n = buf.shape[0], p = 0, vo, i
+    cdef const unsigned char *b = &buf[0] if n > 0 else NULL
+    cdef unsigned int group, elem, ln
+    cdef bint wrong
+    cdef dict values = {}
+    cdef list bad = []
+    stop = None
+    while p < n:
+        if n - p < 8:
+            stop = ("dicom.data.tag.missing", {"what": "command set"})
+            break
+        group = _le16(b + p)
+        elem = _le16(b + p + 2)
+        ln = _le32(b + p + 4)
+        if group != 0:
+            stop = ("dicom.command.malformed", {"why": f"element ({group:04x},{elem:04x}) outside group 0000"})
+            break
+        if ln == 0xFFFFFFFF or <Py_ssize_t>ln > n - p - 8:
+            stop = ("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"})
+            break
+        known = spec.get(elem)
+        if known is not None:
+            name, vr = known
+            vo = p + 8
+            wrong = False
+            if vr == "US":
+                val = _le16(b + vo) if ln >= 2 else None
+                wrong = ln != 2
+            elif vr == "UL":
+                val = _le32(b + vo) if ln >= 4 else None
+                wrong = ln != 4
+            elif vr == "AT":
+                val = [(_le16(b + vo + i), _le16(b + vo + i + 2)) for i in range(0, <Py_ssize_t>ln - 3, 4)]
+                wrong = ln % 4 != 0
+            else:
+                val = PyUnicode_DecodeASCII(<const char *>(b + vo), ln, "replace").rstrip("\x00 ").lstrip(" ")
+            if val is not None:
+                values[name] = val
+            if wrong and ln:
+                bad.append((elem, ln))
+        p += 8 + ln
+    return values, bad, p, stop

@@ -12,7 +12,7 @@ PURE_PYTHON = os.environ.get("FASTDICOM_PURE_PYTHON", "") not in ("", "0")
 
 if PURE_PYTHON:
     from . import _pycore as impl
-    from ._pytagwalk import walk_dataset
+    from ._pytagwalk import command_values, walk_dataset
 else:
     try:
         from . import _core as impl
@@ -22,6 +22,7 @@ else:
             "'pip install .' (needs a C compiler), or set FASTDICOM_PURE_PYTHON=1 to "
             "use the slower pure-Python core") from exc
     walk_dataset = impl.walk_dataset
+    command_values = impl.command_values
 
 Engine = impl.Engine
 CaptureFormatError = impl.CaptureFormatError

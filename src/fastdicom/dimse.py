@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import status as st
+from ._pytagwalk import command_elements
+from .core import command_values
 
 # PS3.7 E.1-1 / E.2-1: command field values
 COMMAND_FIELDS = {
@@ -141,39 +143,8 @@ class Command:
         return self.elements.get("status")
 
 
-def _text(v: bytes) -> str:
-    return v.decode("ascii", "replace").rstrip("\x00 ").lstrip(" ")
-
-
 MAX_RAW_ELEMENTS = 64  # elements of a command set kept raw beyond the known ones
 MAX_KEPT_COMMAND = 64 << 10  # a command set kept whole (raw_bytes) up to this size
-
-
-def command_elements(b: bytes):
-    """The elements of a command set (implicit VR little endian, group 0000)::
-
-        tag group (2) | tag element (2) | value length (4) | value ...
-
-    Returns ``([(element, value offset, length)], end, problem)``: the walk
-    stops at the end of ``b`` (``problem`` None) or at the first element that
-    is cut or outside group 0000 (``problem`` is its expert info, ``end`` its
-    offset)."""
-    out = []
-    p, n = 0, len(b)
-    while p < n:
-        if n - p < 8:
-            return out, p, ("dicom.data.tag.missing", {"what": "command set"})
-        group = b[p] | (b[p + 1] << 8)
-        elem = b[p + 2] | (b[p + 3] << 8)
-        ln = int.from_bytes(b[p + 4:p + 8], "little")
-        if group != 0x0000:
-            return out, p, ("dicom.command.malformed",
-                            {"why": f"element ({group:04x},{elem:04x}) outside group 0000"})
-        if ln == 0xFFFFFFFF or p + 8 + ln > n:
-            return out, p, ("dicom.data.tag.missing", {"what": f"command element (0000,{elem:04x})"})
-        out.append((elem, p + 8, ln))
-        p += 8 + ln
-    return out, p, None
 
 
 def parse_command(buf) -> Command:
@@ -183,30 +154,11 @@ def parse_command(buf) -> Command:
     n = len(b)
     if n <= MAX_KEPT_COMMAND:  # real ones are a few hundred bytes
         cmd.raw_bytes = b
-    elements, p, stop = command_elements(b)
-    for elem, vo, ln in elements:
-        spec = COMMAND_ELEMENTS.get(elem)
-        if spec:
-            v = b[vo:vo + ln]
-            name, vr = spec
-            bad = False  # a binary value of the wrong size (the first value is still used)
-            if vr == _US:
-                val = int.from_bytes(v[:2], "little") if ln >= 2 else None
-                bad = ln != 2
-            elif vr == _UL:
-                val = int.from_bytes(v[:4], "little") if ln >= 4 else None
-                bad = ln != 4
-            elif vr == _AT:
-                val = [(int.from_bytes(v[i:i + 2], "little"), int.from_bytes(v[i + 2:i + 4], "little"))
-                       for i in range(0, ln - 3, 4)]
-                bad = ln % 4 != 0
-            else:
-                val = _text(v)
-            if val is not None:
-                cmd.elements[name] = val
-            if bad and ln:
-                cmd.problems.append(("dicom.command.malformed",
-                                     {"why": f"(0000,{elem:04x}) has {ln} bytes"}))
+    # the element walk and values in the core (a binary value of the wrong
+    # size is reported; its first value is still used)
+    cmd.elements, bad, p, stop = command_values(b, COMMAND_ELEMENTS)
+    for elem, ln in bad:
+        cmd.problems.append(("dicom.command.malformed", {"why": f"(0000,{elem:04x}) has {ln} bytes"}))
     if stop is not None:
         cmd.problems.append(stop)
     gl = cmd.elements.get("group_length")
