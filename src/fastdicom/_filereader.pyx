@@ -26,13 +26,15 @@ record walk, TCP ordering and PDU framing leave the decoding thread as well;
 ``next_events()`` then hands out the events of a chunk (the thread runs up
 to ``queue_bytes`` of events ahead), and the decoding thread only makes
 their tuples.  The reading (pread(2) at each chunk's offset, into ``depth``
-buffers) is shared: the decoding thread reads the next chunks itself
-instead of waiting idle for events::
+buffers) is shared: the decoding thread reads chunks itself instead of
+waiting idle for events, the furthest ahead it can, so that the walker does
+not wait for that read::
 
     walking thread (no GIL)                   decoding thread (GIL)
     walk chunk j in order: a batch of C  -->  next_events(): (bytes, [tuples])
-    records; read chunk j first unless        while none is ready: read the next
-    the other thread has claimed it     <--   unclaimed chunk (GIL released)
+    records; read chunk j first unless        while none is ready: read the
+    the other thread has claimed it     <--   unclaimed chunk furthest ahead
+                                              (GIL released)
 
 What the walk raises (a capture that is not one, memory) is raised by the
 ``next_events()`` call that would have returned its events.  The thread
@@ -99,7 +101,6 @@ cdef struct State:
     long long walking  # the chunk being walked
     PyObject *exc  # what the walk raised (owned)
     long long start  # file offset of chunk 0
-    long long claimed  # chunks claimed for reading, by either thread, in order
     long long freed  # chunks walked: their buffers can be read into again
     long long end_at  # the first chunk read short: the last one (LLONG_MAX: none yet)
     int slot_state[MAX_DEPTH]  # per buffer: SLOT_FREE, SLOT_READING or SLOT_READ
@@ -162,14 +163,21 @@ cdef void _walk_ahead_held(State *s) noexcept:
             pthread_mutex_unlock(&s.lock)
 
 
-cdef bint _claim(State *s, long long *j) noexcept nogil:
-    """Claim the next chunk for reading, if its buffer is free (lock held)."""
-    if s.claimed > s.end_at or s.claimed >= s.freed + s.depth:
-        return False
-    j[0] = s.claimed
-    s.slot_state[s.claimed % s.depth] = SLOT_READING
-    s.claimed += 1
-    return True
+cdef bint _claim_ahead(State *s, long long *j) noexcept nogil:
+    """For the decoding thread, which would otherwise wait: claim the chunk
+    furthest ahead whose buffer is free (lock held).  The buffers hold
+    chunks ``freed .. freed + depth - 1``; the walker reads, in order, those
+    nobody claimed, so taking the furthest keeps this read off its way (it
+    would wait for the very next chunk, read here, as long as the read
+    takes)."""
+    cdef long long c = min(s.freed + s.depth - 1, s.end_at)
+    while c >= s.freed:
+        if s.slot_state[c % s.depth] == SLOT_FREE:
+            s.slot_state[c % s.depth] = SLOT_READING
+            j[0] = c
+            return True
+        c -= 1
+    return False
 
 
 cdef void _read_claimed(State *s, long long j) noexcept nogil:
@@ -202,7 +210,7 @@ cdef int _walk_chunks(State *s) except -1 nogil:
     would otherwise wait for events (``next_events``), so that the reading
     (a copy out of the page cache, as long as the walk itself) is shared by
     whichever thread is free."""
-    cdef long long j = 0, c
+    cdef long long j = 0
     cdef ssize_t n
     cdef int k, q, err
     cdef EvBatch *batch
@@ -220,7 +228,8 @@ cdef int _walk_chunks(State *s) except -1 nogil:
                 pthread_cond_wait(&s.free_cond, &s.lock)  # enough events wait to be taken
             elif ended or s.slot_state[k] == SLOT_READ:
                 break
-            elif s.claimed == j and _claim(s, &c):
+            elif s.slot_state[k] == SLOT_FREE:  # nobody has claimed it: read it here
+                s.slot_state[k] = SLOT_READING
                 pthread_mutex_unlock(&s.lock)
                 _read_claimed(s, j)  # returns with the lock held
                 break
@@ -343,7 +352,7 @@ cdef class ReadAhead:
         with nogil:
             pthread_mutex_lock(&s.lock)
             while s.filled <= i:
-                if not s.stop and _claim(s, &j):  # rather than wait: read a chunk ahead
+                if not s.stop and _claim_ahead(s, &j):  # rather than wait: read a chunk ahead
                     pthread_mutex_unlock(&s.lock)
                     _read_claimed(s, j)  # returns with the lock held
                 else:
