@@ -333,3 +333,17 @@ def test_record_text_cuts_at_the_number():
             assert (head_tail[0] + repr(n) + head_tail[1]) in want
     none = {"association": None, "capture": "a.pcap"}
     assert summary.record_text(none, "association") == ('{"association": null, "capture": "a.pcap"}', None)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 1024])
+def test_joined_texts_in_batches(batch):
+    """The JSON texts of a list of records, joined a batch at a time, are the
+    whole list's join (the first batch's leading separator dropped)."""
+    path = DATA / "real" / "concurrent.pcap"
+    doc, _, sink = _run([path], records=True, spill=True, hold=2, json_text=True)
+    for rl in (doc["associations"], doc["objects"]):
+        texts = list(rl)
+        assert len(texts) > 3
+        pieces = list(rl.joined_texts(",\n  ", batch=batch))
+        assert len(pieces) == -(-len(texts) // batch)
+        assert "".join(pieces) == ",\n  ".join(texts)

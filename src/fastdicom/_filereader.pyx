@@ -12,7 +12,8 @@ read before::
                                               handed back to the reader
 
 The buffers are ``depth`` bytearrays of ``size`` bytes owned by the reader
-object; memory stays at ``depth * size`` however big the file.  A chunk is
+object (with an engine, below: malloc'd by the thread that first reads into
+each, so that the start does not wait for them); memory stays at ``depth * size`` however big the file.  A chunk is
 valid until the next call (the caller releases its memoryview first: the
 buffer is then read into again).  A failed read(2) is raised, as
 ``OSError``, by the call that would have returned its chunk.  A process
@@ -43,9 +44,9 @@ takes the GIL only to start, to end and to pass such an exception on.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
-from libc.errno cimport EINTR, errno
+from libc.errno cimport EINTR, ENOMEM, errno
 from libc.stdint cimport uint8_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 
 from fastdicom._core cimport (
     EvBatch, batch_bytes, batch_free, engine_attach, engine_detach, engine_events, engine_take_events,
@@ -187,7 +188,12 @@ cdef void _read_claimed(State *s, long long j) noexcept nogil:
     cdef size_t got = 0
     cdef ssize_t n = 0
     cdef int err = 0
-    while got < s.size:  # short only at the end of the file
+    if s.bufs[k] == NULL:  # (an engine's buffers are made as they are first read into)
+        s.bufs[k] = <char *>malloc(s.size)
+        if s.bufs[k] == NULL:
+            n = -1
+            err = ENOMEM
+    while got < s.size and not err:  # short only at the end of the file
         n = pread(s.fd, s.bufs[k] + got, s.size - got, s.start + j * <long long>s.size + got)
         if n > 0:
             got += n
@@ -272,6 +278,7 @@ cdef class ReadAhead:
 
     cdef State *s
     cdef list buffers
+    cdef bint own_bufs  # the buffers are malloc'd (with an engine), not the bytearrays
     cdef long long next_index
     cdef pthread_t thread
     cdef bint started
@@ -290,9 +297,13 @@ cdef class ReadAhead:
         self.s.depth = depth
         self.s.size = size
         cdef int k
-        self.buffers = [bytearray(size) for _ in range(depth)]
-        for k in range(depth):
-            self.s.bufs[k] = PyByteArray_AS_STRING(self.buffers[k])
+        if engine is None:  # next_chunk() hands them out
+            self.buffers = [bytearray(size) for _ in range(depth)]
+            for k in range(depth):
+                self.s.bufs[k] = PyByteArray_AS_STRING(self.buffers[k])
+        self.own_bufs = engine is not None
+        # else malloc'd by the thread that first reads into each (_read_claimed),
+        # not zeroed here first: 4 MiB of page faults off the start of a run
         self.s.end_at = LLONG_MAX
         self.s.queue_bytes = queue_bytes
         if engine is not None:
@@ -419,12 +430,17 @@ cdef class ReadAhead:
             pthread_join(self.thread, NULL)
 
     def __dealloc__(self):
+        cdef int k
         if self.s is NULL:
             return
         if getpid() != self.pid:
             # a forked child (closed there or not): no thread to stop, and the
             # lock and condition variables of this copy of the state may be
             # held or waited on by the parent's thread, so it is freed untouched
+            # (but for this process's copies of an engine's buffers)
+            if self.own_bufs:
+                for k in range(self.s.depth):
+                    free(self.s.bufs[k])
             free(self.s)
             self.s = NULL
             return
@@ -432,6 +448,9 @@ cdef class ReadAhead:
             self._stop_thread()
             self._detach()
         Py_XDECREF(self.s.exc)
+        if self.own_bufs:
+            for k in range(self.s.depth):
+                free(self.s.bufs[k])
         pthread_mutex_destroy(&self.s.lock)
         pthread_cond_destroy(&self.s.filled_cond)
         pthread_cond_destroy(&self.s.free_cond)
