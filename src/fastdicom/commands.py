@@ -381,8 +381,8 @@ def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
         follow = _FollowOperations(args, flt)
         sinks.append(follow)
     # a summary decodes plain P-DATA PDUs in runs (events.EV_PDATA_RUN)
-    dec, infos = _analyse(args, sinks, data_limit=data_limit, read_ahead=read_ahead, started=started, pdata_runs=True,
-                          hash_data=args.hash, keep_ended=False, keep_objects=False)
+    dec, infos = _analyse(args, sinks, data_limit=data_limit, read_ahead=read_ahead, started=started,
+                          pdata_runs=True, hash_data=args.hash, keep_ended=False, keep_objects=False)
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)

@@ -242,9 +242,12 @@ def record_text(rec: dict, key: str) -> tuple:
     build() renumbers: ``(text before the number, text after it)``, or
     ``(whole text, None)`` when the value is None (nothing is renumbered)::
 
-        {"association": 3, "capture": ...}          compact
-        {\n   "id": 3,\n   "capture": ...\n  }       expanded
-                    ^ the cut
+        {"association": 3, "capture": ...}        an object: one line
+                        ^ cut before and after the 3
+        {                                         an association: expanded
+           "id": 3,
+           "capture": ...
+          }
     """
     global _value_text
     if _value_text is None:
