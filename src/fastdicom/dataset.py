@@ -1058,6 +1058,9 @@ _LEADING_CACHE: dict = {}
 _LEADING_CACHE_MAX = 4096
 _LEADING_CHARSETS: dict = {}  # Specific Character Set bytes -> _Charset
 _LEADING_CHARSETS_MAX = 64
+# tags asked for (a tuple) -> (frozenset of them, the same with Specific
+# Character Set, the tag to stop at)
+_LEADING_WANT: dict = {}
 
 
 def _remember(cache: dict, limit: int, key, value):
@@ -1077,19 +1080,28 @@ def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
     stripped; values of other VRs are formatted as ``format_value`` does;
     multiple values are joined by backslashes.  Sequences give no value.
     """
-    want = frozenset(tags)
+    wanted = _LEADING_WANT.get(tags) if type(tags) is tuple else None
+    if wanted is None:
+        want = frozenset(tags)
+        wanted = (want, want | {SPECIFIC_CHARACTER_SET}, max(want) + 1 if want else 0)
+        if type(tags) is tuple and len(_LEADING_WANT) < 64:
+            _LEADING_WANT[tags] = wanted
+    want, read, stop = wanted
     if not want:
         return {}
     syntax, deflated = walk_syntax(transfer_syntax_uid)
-    if max_inflate is None:
-        max_inflate = _limits.max_inflate
-    inf = _Inflater(buf, max_inflate) if deflated else None
-    data, els, status, off, _problems = _walk(
-        buf, syntax, inf, sq_tags=frozenset(), max_depth=_limits.max_depth, max_elements=1_000_000,
-        stop_tag=max(want) + 1)
+    if deflated:
+        if max_inflate is None:
+            max_inflate = _limits.max_inflate
+        data, els, status, off, _problems = _walk(
+            buf, syntax, _Inflater(buf, max_inflate), sq_tags=frozenset(), max_depth=_limits.max_depth,
+            max_elements=1_000_000, stop_tag=stop)
+    else:  # what _walk does without an inflater, called directly (once per object of a summary)
+        data = buf
+        els, status, off = walk_dataset(buf, syntax, (), _limits.max_depth, 1_000_000, stop)
     charset_raw = b""
     found = {}
-    for e in [e for e in els if e[2] in want or e[2] == SPECIFIC_CHARACTER_SET]:
+    for e in [e for e in els if e[2] in read]:
         depth, kind, tag, vrc, _vl, _ho, vo, vlen = e
         if depth or kind != W_ELEMENT:
             continue

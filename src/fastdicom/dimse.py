@@ -67,11 +67,19 @@ def command_name(field_value: int | None) -> str:
 
 def service_of(field_value: int | None) -> str:
     """"C-STORE" for C-STORE-RQ/-RSP; C-CANCEL for C-CANCEL-RQ."""
-    name = command_name(field_value)
-    for suffix in ("-RQ", "-RSP"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    service = _SERVICES.get(field_value)
+    if service is None:
+        service = command_name(field_value)
+        for suffix in ("-RQ", "-RSP"):
+            if service.endswith(suffix):
+                service = service[: -len(suffix)]
+                break
+        if len(_SERVICES) < 1024:  # (every 16-bit field could be asked for)
+            _SERVICES[field_value] = service
+    return service
+
+
+_SERVICES: dict = {}  # command field -> service_of() it (two per message)
 
 
 @dataclass(slots=True)
