@@ -534,39 +534,51 @@ class Decoder:
             self.report("dicom.pctx.unanswered", time=time, frame=frame, association=a,
                         count=len(missing), ids=ids)
 
+    def _plain_pdus(self, a, direction, ctx, n, pdu_bytes, value_bytes, f_last, t_min, t_max, t_last,
+                    plen_last) -> bool:
+        """The short path of ``n`` plain P-DATA-TF PDUs in a row on an open
+        association (each one whole PDV, a middle fragment of the data set
+        in progress on the context of the PDV before, its bytes not handed
+        out): what the general path does for them, in short
+        (test_decoder_fast_path compares).  False, and nothing done, where it
+        is not for them."""
+        asm = a.assemblers[direction]
+        s = asm.ctx.get(ctx) if asm.last_ctx == ctx else None
+        t = s.transfer if s is not None and s.pdv_end < 0 and s.cmd_buf is None else None
+        if t is None or t.ended or not (a.ac is None or ctx in a.reported_bad_ctx or (
+                ctx in a.contexts and a.contexts[ctx].accepted)):
+            return False
+        if self.first_time is None or t_min < self.first_time:
+            self.first_time = t_min
+        if self.last_time is None or t_max > self.last_time:
+            self.last_time = t_max
+        self.pdu_count += n
+        a.bytes[direction] += pdu_bytes
+        a.pdus[direction] += n
+        a.transitions(4, direction, n)  # (sender: the direction) established -> established
+        a.ctx_pdvs[ctx] = a.ctx_pdvs.get(ctx, 0) + n
+        s.pdv_mch = 0
+        s.pdv_pos = plen_last
+        t.hasher = None  # bytes not handed out: no digest
+        t.length += value_bytes
+        t.frame_last = f_last
+        t.time_last = t_last
+        return True
+
     def _ev_pdata_run(self, ev):
-        """Plain P-DATA-TF PDUs of one connection in a row (EV_PDATA_RUN): what
-        _ev_pdata's short path does for each, done once for all; where that
-        path is not for them, each PDU's own EV_PDATA, made again from its
-        row, in turn.  (The PDUs of other connections between them touch
-        nothing these do: counts and first/last times add up in any order.)"""
+        """Plain P-DATA-TF PDUs of one connection in a row (EV_PDATA_RUN): the
+        short path once for all; where it is not for them, each PDU's own
+        EV_PDATA, made again from its row, in turn.  (The PDUs of other
+        connections between them touch nothing these do: counts and
+        first/last times add up in any order.)"""
         _, fid, direction, ctx, n, pdu_bytes, value_bytes, f_last, t_min, t_max, t_last, plen_last, rows = ev
-        fl = self.flows[fid]
-        a = fl.association
-        if a is not None and a.state in OPEN and self._fast_pdata and (fid, direction) not in self._open_pdata:
-            asm = a.assemblers[direction]
-            s = asm.ctx.get(ctx) if asm.last_ctx == ctx else None
-            t = s.transfer if s is not None and s.pdv_end < 0 and s.cmd_buf is None else None
-            if t is not None and not t.ended and (a.ac is None or ctx in a.reported_bad_ctx or (
-                    ctx in a.contexts and a.contexts[ctx].accepted)):
-                if self.first_time is None or t_min < self.first_time:
-                    self.first_time = t_min
-                if self.last_time is None or t_max > self.last_time:
-                    self.last_time = t_max
-                self.pdu_count += n
-                a.bytes[direction] += pdu_bytes
-                a.pdus[direction] += n
-                a.transitions(4, direction, n)
-                a.ctx_pdvs[ctx] = a.ctx_pdvs.get(ctx, 0) + n
-                s.pdv_mch = 0
-                s.pdv_pos = plen_last
-                t.hasher = None  # bytes not handed out: no digest
-                t.length += value_bytes
-                t.frame_last = f_last
-                t.time_last = t_last
-                row = memoryview(rows).cast("q")
-                self._release = (row[-2], row[-1])
-                return
+        a = self.flows[fid].association
+        if a is not None and a.state in OPEN and self._fast_pdata and (fid, direction) not in self._open_pdata \
+                and self._plain_pdus(a, direction, ctx, n, pdu_bytes, value_bytes, f_last, t_min, t_max, t_last,
+                                     plen_last):
+            row = memoryview(rows).cast("q")
+            self._release = (row[-2], row[-1])
+            return
         row = memoryview(rows).cast("q").tolist()
         pdata = self._ev_pdata
         for k in range(0, len(row), 9):
@@ -582,33 +594,12 @@ class Decoder:
         open_pdata = self._open_pdata
         if flags == PF_FINAL and len(pieces) == 1 and not open_pdata and a is not None \
                 and a.state in OPEN and self._fast_pdata:
-            # Most PDUs of a summary: one whole PDV, a middle fragment of the
-            # data set in progress on the context of the PDV before, whose
-            # bytes the engine did not hand out.  What the general path
-            # below does for it, in short (test_decoder_fast_path compares).
+            # Most PDUs of a summary (when the engine does not gather them in
+            # runs): one plain PDV
             ctx, mch, pdv_len, offset, plen, data = pieces[0]
-            if mch == 0 and offset == 0 and plen > 0 and plen == pdv_len - 2 and not data:
-                asm = a.assemblers[direction]
-                s = asm.ctx.get(ctx) if asm.last_ctx == ctx else None
-                t = s.transfer if s is not None and s.pdv_end < 0 and s.cmd_buf is None else None
-                if t is not None and not t.ended and (a.ac is None or ctx in a.reported_bad_ctx or (
-                        ctx in a.contexts and a.contexts[ctx].accepted)):
-                    if self.first_time is None or t1 < self.first_time:
-                        self.first_time = t1
-                    if self.last_time is None or t1 > self.last_time:
-                        self.last_time = t1
-                    self.pdu_count += 1
-                    a.bytes[direction] += length + 6
-                    a.pdus[direction] += 1
-                    a.transition(4, direction)  # (sender: the direction) established -> established
-                    a.ctx_pdvs[ctx] = a.ctx_pdvs.get(ctx, 0) + 1
-                    s.pdv_mch = mch
-                    s.pdv_pos = plen
-                    t.hasher = None  # bytes not handed out: no digest
-                    t.length += plen
-                    t.frame_last = f1
-                    t.time_last = t1
-                    return
+            if mch == 0 and offset == 0 and plen > 0 and plen == pdv_len - 2 and not data \
+                    and self._plain_pdus(a, direction, ctx, 1, length + 6, plen, f1, t1, t1, t1, plen):
+                return
         self._tick(t1)
         key = (fid, direction)
         rec = open_pdata.get(key)
