@@ -412,6 +412,46 @@ def test_file_output_writes_on_a_thread_of_its_own(tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "fastdicom-output"]
 
 
+def test_file_output_bounds_the_pieces_waiting():
+    """At most FileOutput.DEPTH pieces wait for (or are in) the file's write:
+    the next one waits for room, so memory stays bounded however slow the file."""
+    import threading
+    import time
+
+    from fastdicom.commands import FileOutput
+    gate = threading.Event()
+    written = []
+
+    class SlowFile:
+        def write(self, b):
+            gate.wait()
+            written.append(len(b))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+    out = FileOutput(SlowFile())
+    handed = []
+
+    def produce():
+        for k in range(FileOutput.DEPTH + 3):
+            out.write("x" * FileOutput.PIECE)
+            handed.append(k)
+    th = threading.Thread(target=produce)
+    th.start()
+    deadline = time.monotonic() + 10
+    while len(handed) < FileOutput.DEPTH and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(handed) == FileOutput.DEPTH  # the next piece waits for room
+    gate.set()
+    th.join()
+    out.close()
+    assert written == [FileOutput.PIECE] * (FileOutput.DEPTH + 3)
+
+
 def test_file_output_errors(tmp_path):
     from fastdicom.commands import output
     if os.path.exists("/dev/full"):

@@ -70,13 +70,17 @@ class FileOutput:
     DEPTH = 4
 
     def __init__(self, f):
-        import queue
         import threading
+        try:  # (queue.Queue and its imports: 1 ms of every run's end)
+            from _queue import SimpleQueue
+        except ImportError:  # pragma: no cover - not CPython
+            from queue import SimpleQueue
         self._f = f
         self._parts: list = []
         self._size = 0
         self._error = None
-        self._queue = queue.Queue(self.DEPTH)
+        self._queue = SimpleQueue()
+        self._room = threading.Semaphore(self.DEPTH)  # pieces that may wait in the queue
         self._thread = threading.Thread(target=self._write_all, name="fastdicom-output", daemon=True)
         self._thread.start()
 
@@ -94,6 +98,7 @@ class FileOutput:
                         f.write(data)
                 except BaseException as e:  # noqa: BLE001 - raised again on this thread's next call
                     self._error = e
+            self._room.release()
 
     def _check(self):
         if self._error is not None:
@@ -101,6 +106,7 @@ class FileOutput:
 
     def _hand_over(self, data):
         self._check()
+        self._room.acquire()
         self._queue.put(data)
 
     def _gathered(self) -> bytes:
@@ -127,6 +133,7 @@ class FileOutput:
         """Write what is left, wait for the thread and close the file."""
         try:
             if self._parts and self._error is None:
+                self._room.acquire()
                 self._queue.put(self._gathered())
             self._parts = []
         finally:
