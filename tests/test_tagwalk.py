@@ -716,6 +716,14 @@ def _agree(buf, syntax, **kw):
     assert r1 == r2
     _check_invariants(buf, *r1, max_depth=kw.get("max_depth", 64),
                       max_elements=kw.get("max_elements", 10**6))
+    # keep: only those top-level elements are listed, by both twins; the walk,
+    # its status and offset are the full walk's
+    els, status, off = r1
+    top = sorted({e[2] for e in els if e[0] == 0 and e[1] == W_ELEMENT})
+    for keep in (frozenset(), frozenset(top[::2]), frozenset(top) | {0x00100010, 0x0020000E}):
+        want = ([e for e in els if e[0] == 0 and e[1] == W_ELEMENT and e[2] in keep], status, off)
+        assert py(buf, syntax, keep=keep, **kw) == want
+        assert c(buf, syntax, keep=keep, **kw) == want
     return r1
 
 

@@ -165,15 +165,27 @@ def _implicit_private_sq(b, n, tag, vo, vl):
 
 
 def walk_dataset(buf, syntax, sq_tags=frozenset(), max_depth=64,
-                 max_elements=1_000_000, stop_tag=0xFFFFFFFF):
+                 max_elements=1_000_000, stop_tag=0xFFFFFFFF, keep=None):
     """Walk the element headers of one encoded data set.
 
     Returns ``(elements, status, status_offset)``; ``elements`` is a list of
     ``(depth, kind, tag, vr, vl, header_offset, value_offset, value_length)``.
     ``syntax``: 0 implicit VR LE, 1 explicit VR LE, 2 explicit VR BE.
     ``sq_tags`` (implicit VR only): tags the dictionary says are SQ.
+    ``keep`` (a set of tags, or None for every element): list only the
+    top-level data elements (depth 0, W_ELEMENT) whose tag is in it; the
+    walk, its status and its offset are the same (``max_elements`` still
+    counts every element), only the other tuples are not made.
     Never raises on malformed input.
     """
+    out, status, offset = _walk_all(buf, syntax, sq_tags, max_depth, max_elements, stop_tag)
+    if keep is not None:
+        out = [e for e in out if e[0] == 0 and e[1] == W_ELEMENT and e[2] in keep]
+    return out, status, offset
+
+
+def _walk_all(buf, syntax, sq_tags, max_depth, max_elements, stop_tag):
+    """``walk_dataset`` with a tuple for every element."""
     b = buf if isinstance(buf, bytes) else bytes(buf)
     if not sq_tags:
         sq_tags = ()

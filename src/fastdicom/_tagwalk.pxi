@@ -134,11 +134,13 @@ cdef inline bint _tw_private_sq(const unsigned char* b, long long n, unsigned in
 
 def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                  long long max_depth=64, long long max_elements=1_000_000,
-                 long long stop_tag=0xFFFFFFFF):
+                 long long stop_tag=0xFFFFFFFF, keep=None):
     """Walk the element headers of one encoded data set (see ``_pytagwalk``).
     ``syntax``: 0 implicit VR LE, 1 explicit VR LE, 2 explicit VR BE.
     ``elements``: ``(depth, kind, tag, vr, vl, header_offset, value_offset,
     value_length)`` tuples.  Returns ``(elements, status, status_offset)``.
+    ``keep``: as the twin's (only these top-level elements are listed; the
+    others are walked and counted, but no tuple is made for them).
     Never raises on malformed input.
     """
     cdef long long n = buf.shape[0]
@@ -146,6 +148,7 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
     cdef list out = []
     cdef long long count = 0
     cdef bint check_sq = sq_tags is not None and len(sq_tags) > 0
+    cdef bint every = keep is None  # a tuple for every element (else only the top-level ones in keep)
     cdef long long cap = max_depth if max_depth > 0 else 0
     if cap > n // 8 + 1:
         cap = n // 8 + 1
@@ -178,7 +181,9 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                 if count >= max_elements:
                     status = _TW_ELEMENT_LIMIT
                     break
-                if f.kind == _TW_F_ITEM:
+                if not every:
+                    pass
+                elif f.kind == _TW_F_ITEM:
                     out.append((f.depth, _TW_ITEM_END, _TW_ITEM_DELIM, 0, 0, p, p, 0))
                 else:
                     out.append((f.depth - 1, _TW_SEQUENCE_END, _TW_SEQ_DELIM,
@@ -221,7 +226,8 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                             status = _TW_ELEMENT_LIMIT
                             break
                         vlen = (lim if lim < n else n) - vo
-                        out.append((f.depth, _TW_ITEM, tag, 0, vl, p, vo, vlen))
+                        if every:
+                            out.append((f.depth, _TW_ITEM, tag, 0, vl, p, vo, vlen))
                         count += 1
                         sp += 1
                         stack[sp].kind = _TW_F_ITEM
@@ -238,8 +244,9 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                         status = _TW_ELEMENT_LIMIT
                         break
                     wkind = _TW_FRAGMENT if kind == _TW_F_FRAG else _TW_ITEM
-                    out.append((f.depth, wkind, tag, 0, vl, p, vo,
-                                _tw_min3(end, lim, n) - vo))
+                    if every:
+                        out.append((f.depth, wkind, tag, 0, vl, p, vo,
+                                    _tw_min3(end, lim, n) - vo))
                     count += 1
                     if end > lim:
                         status = _TW_MALFORMED
@@ -265,11 +272,12 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                     if count >= max_elements:
                         status = _TW_ELEMENT_LIMIT
                         break
-                    out.append((f.depth - 1, _TW_SEQUENCE_END, tag, 0, vl, p, vo, 0))
                     count += 1
-                    t = out[f.index]
-                    out[f.index] = (t[0], t[1], t[2], t[3], t[4], t[5], t[6],
-                                    p - f.start)
+                    if every:
+                        out.append((f.depth - 1, _TW_SEQUENCE_END, tag, 0, vl, p, vo, 0))
+                        t = out[f.index]
+                        out[f.index] = (t[0], t[1], t[2], t[3], t[4], t[5], t[6],
+                                        p - f.start)
                     sp -= 1
                     p = vo
                     continue
@@ -277,11 +285,12 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                     if count >= max_elements:
                         status = _TW_ELEMENT_LIMIT
                         break
-                    out.append((f.depth, _TW_ITEM_END, tag, 0, vl, p, vo, 0))
                     count += 1
-                    t = out[f.index]
-                    out[f.index] = (t[0], t[1], t[2], t[3], t[4], t[5], t[6],
-                                    p - f.start)
+                    if every:
+                        out.append((f.depth, _TW_ITEM_END, tag, 0, vl, p, vo, 0))
+                        t = out[f.index]
+                        out[f.index] = (t[0], t[1], t[2], t[3], t[4], t[5], t[6],
+                                        p - f.start)
                     sp -= 1
                     p = vo
                     continue
@@ -363,8 +372,9 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                 if count >= max_elements:
                     status = _TW_ELEMENT_LIMIT
                     break
-                out.append((f.depth, _TW_ELEMENT, tag, vr, vl, p, vo,
-                            _tw_min3(end, lim, n) - vo))
+                if every or (f.depth == 0 and tag in keep):
+                    out.append((f.depth, _TW_ELEMENT, tag, vr, vl, p, vo,
+                                _tw_min3(end, lim, n) - vo))
                 count += 1
                 if end > lim:
                     status = _TW_MALFORMED
@@ -385,13 +395,15 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
             fkind = _TW_F_FRAG if wkind == _TW_PIXEL_FRAGMENTS else _TW_F_SEQ
             if vl == _TW_UNDEFINED:
                 vlen = (lim if lim < n else n) - vo
-                out.append((f.depth, wkind, tag, vr, vl, p, vo, vlen))
+                if every:
+                    out.append((f.depth, wkind, tag, vr, vl, p, vo, vlen))
                 count += 1
                 end = lim
             else:
                 end = vo + vl
-                out.append((f.depth, wkind, tag, vr, vl, p, vo,
-                            _tw_min3(end, lim, n) - vo))
+                if every:
+                    out.append((f.depth, wkind, tag, vr, vl, p, vo,
+                                _tw_min3(end, lim, n) - vo))
                 count += 1
                 if end > lim:
                     status = _TW_MALFORMED

@@ -500,8 +500,11 @@ def check_limits(head, transfer_syntax_uid, max_depth=None, max_inflate=None):
     syntax, deflated = walk_syntax(transfer_syntax_uid)
     if deflated:
         return None, inflated_size(head, max_inflate) > max_inflate
-    _els, status, off = walk_dataset(head, syntax, frozenset(), max_depth, 1_000_000, 0xFFFFFFFF)
+    _none, status, off = walk_dataset(head, syntax, (), max_depth, 1_000_000, 0xFFFFFFFF, _NO_TAGS)
     return (off if status == WALK_DEPTH_LIMIT else None), False
+
+
+_NO_TAGS = frozenset()  # check_limits needs the walk's end, not its elements
 
 
 def _inflate_problems(inf):
@@ -1096,15 +1099,13 @@ def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
         data, els, status, off, _problems = _walk(
             buf, syntax, _Inflater(buf, max_inflate), sq_tags=frozenset(), max_depth=_limits.max_depth,
             max_elements=1_000_000, stop_tag=stop)
-    else:  # what _walk does without an inflater, called directly (once per object of a summary)
+        els = [e for e in els if e[0] == 0 and e[1] == W_ELEMENT and e[2] in read]
+    else:  # (once per object of a summary) only the tuples of the elements wanted are made
         data = buf
-        els, status, off = walk_dataset(buf, syntax, (), _limits.max_depth, 1_000_000, stop)
+        els, status, off = walk_dataset(buf, syntax, (), _limits.max_depth, 1_000_000, stop, read)
     charset_raw = b""
     found = {}
-    for e in [e for e in els if e[2] in read]:
-        depth, kind, tag, vrc, _vl, _ho, vo, vlen = e
-        if depth or kind != W_ELEMENT:
-            continue
+    for _depth, _kind, tag, vrc, _vl, _ho, vo, vlen in els:  # top-level elements in ``read``
         if tag == SPECIFIC_CHARACTER_SET:
             charset_raw = bytes(data[vo:vo + vlen])
         if tag in want:
