@@ -17,7 +17,6 @@ import os
 import stat
 import sys
 import time
-from contextlib import ExitStack, contextmanager
 
 from . import _pyfilereader, core
 from . import limits as dataset_limits
@@ -149,44 +148,63 @@ def read_ahead_default() -> bool:
     return not core.PURE_PYTHON and usable_cpus() >= 2
 
 
-@contextmanager
-def _opened(name: str, info: CaptureInfo):
-    """The capture opened: ``(file, regular)``, where a regular file is an
-    uncompressed one on disk, positioned at its start.  Standard input
-    (``-``), pipes (``<(zcat ...)``, a FIFO) and devices are streams, read
-    as they come and never sought; gzip is recognised by its content."""
-    if name == "-":
-        yield sys.stdin.buffer, False
-        return
-    try:
-        f = open(name, "rb")
-    except OSError as exc:
-        raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
-    with f:
+class _Opened:
+    """The capture opened: ``with _Opened(name, info) as (file, regular)``,
+    where a regular file is an uncompressed one on disk, positioned at its
+    start.  Standard input (``-``), pipes (``<(zcat ...)``, a FIFO) and
+    devices are streams, read as they come and never sought; gzip is
+    recognised by its content.  (A class, not contextlib's: the summary
+    opens its capture before contextlib and its imports are loaded.)"""
+
+    def __init__(self, name: str, info: CaptureInfo):
+        self.name = name
+        self.info = info
+        self._file = None
+
+    def __enter__(self):
+        name, info = self.name, self.info
+        if name == "-":
+            return sys.stdin.buffer, False
         try:
-            st = os.fstat(f.fileno())
-            regular = stat.S_ISREG(st.st_mode)
-            if regular:
-                info.size = st.st_size
-                head = f.read(2)
+            f = open(name, "rb")
         except OSError as exc:
             raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
-        if not regular:
-            yield f, False
-            return
-        f.seek(0)
-        if head == GZIP_MAGIC or info.size == 0:
-            yield f, False
-            return
-        # read(2) into reused buffers, not mmap: on the virtual machines we
-        # measured, mapping the page cache in (fault-around) and out again
-        # (MADV_DONTNEED, to keep RSS flat) cost more kernel time than copying
-        # the bytes, and a buffer that stays in the CPU cache makes the walk
-        # over the records faster (core loop 0.195 -> 0.152 s per GiB).  With
-        # a second CPU the copy runs on a thread of its own, ahead of the walk
-        raw = f.raw
-        raw.seek(0)  # the raw file itself (the buffered reader read ahead)
-        yield raw, True
+        self._file = f
+        try:
+            try:
+                st = os.fstat(f.fileno())
+                regular = stat.S_ISREG(st.st_mode)
+                if regular:
+                    info.size = st.st_size
+                    head = f.read(2)
+            except OSError as exc:
+                raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
+            if not regular:
+                return f, False
+            f.seek(0)
+            if head == GZIP_MAGIC or info.size == 0:
+                return f, False
+            # read(2) into reused buffers, not mmap: on the virtual machines we
+            # measured, mapping the page cache in (fault-around) and out again
+            # (MADV_DONTNEED, to keep RSS flat) cost more kernel time than copying
+            # the bytes, and a buffer that stays in the CPU cache makes the walk
+            # over the records faster (core loop 0.195 -> 0.152 s per GiB).  With
+            # a second CPU the copy runs on a thread of its own, ahead of the walk
+            raw = f.raw
+            raw.seek(0)  # the raw file itself (the buffered reader read ahead)
+            return raw, True
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _read_chunk(name: str, call):
@@ -201,7 +219,7 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool |
     each released once the consumer is done with it.  ``read_ahead``: read
     regular files on a native thread ahead of the consumer (None: when
     ``read_ahead_default()``)."""
-    with _opened(name, info) as (f, regular):
+    with _Opened(name, info) as (f, regular):
         if not regular:
             yield from _stream_chunks(f, info, chunk)
             return
@@ -250,18 +268,18 @@ def start_walk(name: str, info: CaptureInfo, engine, read_ahead: bool | None = N
         # a pipe or a device is not even opened here: opened and closed
         # again, it would lose what it held, and its writer
         return None
-    stack = ExitStack()
+    opened = _Opened(name, info)
+    f, regular = opened.__enter__()
     try:
-        f, regular = stack.enter_context(_opened(name, info))
         if not regular:
-            stack.close()
+            opened.close()
             return None
         size = min(READ_CHUNK, max(info.size, 1))
-        reader = stack.enter_context(_reader.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH, engine=engine))
+        reader = _reader.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH, engine=engine)
     except BaseException:
-        stack.close()
+        opened.close()
         raise
-    return FileWalk(name, info, reader, stack)
+    return FileWalk(name, info, reader, opened)
 
 
 class FileWalk:
@@ -269,11 +287,11 @@ class FileWalk:
     the lists of events of each chunk, in order; the file and the thread are
     closed at the end, or by ``close()``."""
 
-    def __init__(self, name, info, reader, stack):
+    def __init__(self, name, info, reader, opened):
         self.name = name
         self.info = info
         self._reader = reader
-        self._stack = stack
+        self._opened = opened
 
     def __iter__(self):
         try:
@@ -287,7 +305,11 @@ class FileWalk:
             self.close()
 
     def close(self):
-        self._stack.close()
+        """Stop the thread, then close the file (again: nothing)."""
+        try:
+            self._reader.close()
+        finally:
+            self._opened.close()
 
 
 class StartedCapture:

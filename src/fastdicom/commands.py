@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -36,24 +35,33 @@ def engine_options(args, data_limit=65536, pdata_runs=False) -> capture.EngineOp
                                  pdata_runs=pdata_runs, **bounds)
 
 
-@contextlib.contextmanager
-def output(path, binary=False):
-    """Where a command writes: standard output, or ``-o FILE`` (UTF-8) through
-    a ``FileOutput``."""
-    if not path or path == "-":
-        yield sys.stdout
-        return
-    try:
-        f = open(path, "wb")
-    except OSError as e:
-        raise FastDicomError(f"{path}: {e.strerror or e}") from None
-    out = FileOutput(f)
-    try:
-        yield out
-    except BaseException:
-        out.close(raise_error=False)
-        raise
-    out.close()
+class output:
+    """``with output(path) as out``: where a command writes: standard output,
+    or ``-o FILE`` (UTF-8) through a ``FileOutput``, closed at the end (its
+    error raised then, unless the command's own is on its way).  A class,
+    not contextlib's: this module is imported before a summary's capture
+    starts to be read."""
+
+    def __init__(self, path, binary=False):
+        self.path = path
+        self._out = None
+
+    def __enter__(self):
+        path = self.path
+        if not path or path == "-":
+            return sys.stdout
+        try:
+            f = open(path, "wb")
+        except OSError as e:
+            raise FastDicomError(f"{path}: {e.strerror or e}") from None
+        self._out = FileOutput(f)
+        return self._out
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._out is not None:
+            out, self._out = self._out, None
+            out.close(raise_error=exc_type is None)
+        return False
 
 
 class FileOutput:
