@@ -839,29 +839,17 @@ def render_text(doc: dict, out, slowest: int = 10, to_file: bool = False) -> Non
         for cmd, by in ops.items():
             ot.add_row(cmd, *[str(by.get(k, "")) for k in classes], str(sum(by.values())))
         table(ot)
-        # the slowest, in the order of a stable sort by latency, keeping only
-        # them (the associations may be read from a file: RecordList)
+        # the slowest, as a stable sort by latency gives them, keeping only them
+        # (the associations may be read from a file: RecordList)
         import heapq
-        timed = 0
-        rows = []  # (-latency, order, operation, association id), at most ``slowest``
-        for a in doc["associations"]:
-            for op in a["operations"]:
-                if op["latency"] is not None:
-                    row = (-op["latency"], timed, op, a["id"])
-                    timed += 1
-                    if slowest <= 0:
-                        continue
-                    if len(rows) < slowest:
-                        heapq.heappush(rows, (-row[0], -row[1], row))  # a max-heap of the kept
-                    elif (row[0], row[1]) < (rows[0][2][0], rows[0][2][1]):
-                        heapq.heapreplace(rows, (-row[0], -row[1], row))
-        rows = sorted(r[2] for r in rows)
-        if rows and slowest > 0:
+        rows = heapq.nsmallest(slowest, ((op, a["id"]) for a in doc["associations"] for op in a["operations"]
+                                         if op["latency"] is not None), key=lambda r: -r[0]["latency"])
+        if rows:  # (none when slowest <= 0)
             emit("")
-            st = _table(f"Slowest operations (top {min(slowest, timed)})")
+            st = _table(f"Slowest operations (top {len(rows)})")
             for col in ("latency", "assoc", "command", "ID", "SOP instance", "status", "bytes"):
                 st.add_column(col, justify="right" if col in ("latency", "assoc", "ID", "bytes") else "left")
-            for _, _, op, aid in rows:
+            for op, aid in rows:
                 st.add_row(_fmt_secs(op["latency"]) or "", str(aid), op["command"], str(op["message_id"]),
                            op["affected_sop_instance_uid"] or "",
                            f"0x{op['status']:04x} {op['status_text']}" if op["status"] is not None else "",
