@@ -518,19 +518,19 @@ def _inflate_problems(inf):
     return out
 
 
-def _walk(buf, syntax, inflater, *, sq_tags, max_depth, max_elements, stop_tag):
+def _walk(buf, syntax, inflater, *, sq_tags, max_depth, max_elements, stop_tag, keep=None):
     """Walk ``buf``, or what ``inflater`` (an ``_Inflater`` over ``buf``, or None)
-    gives: only as far as ``stop_tag`` needs.  Returns (data, elements, status,
-    offset, inflate problems)."""
+    gives: only as far as ``stop_tag`` needs (``keep``: as walk_dataset's).
+    Returns (data, elements, status, offset, inflate problems)."""
     if inflater is None:
         els, status, off = walk_dataset(buf, syntax, sq_tags, max_depth, max_elements,
-                                        stop_tag)
+                                        stop_tag, keep)
         return buf, els, status, off, []
     want = 64 * 1024 if stop_tag < 0xFFFFFFFF else inflater.cap + 1
     while True:
         data = inflater.read_until(want)
         els, status, off = walk_dataset(data, syntax, sq_tags, max_depth, max_elements,
-                                        stop_tag)
+                                        stop_tag, keep)
         if status != WALK_TRUNCATED or inflater.done:
             break
         want *= 4
@@ -1093,16 +1093,13 @@ def leading_values(buf, transfer_syntax_uid, tags=DEFAULT_LEADING_TAGS, *,
     if not want:
         return {}
     syntax, deflated = walk_syntax(transfer_syntax_uid)
-    if deflated:
-        if max_inflate is None:
-            max_inflate = _limits.max_inflate
-        data, els, status, off, _problems = _walk(
-            buf, syntax, _Inflater(buf, max_inflate), sq_tags=frozenset(), max_depth=_limits.max_depth,
-            max_elements=1_000_000, stop_tag=stop)
-        els = [e for e in els if e[0] == 0 and e[1] == W_ELEMENT and e[2] in read]
-    else:  # (once per object of a summary) only the tuples of the elements wanted are made
-        data = buf
-        els, status, off = walk_dataset(buf, syntax, (), _limits.max_depth, 1_000_000, stop, read)
+    if max_inflate is None:
+        max_inflate = _limits.max_inflate
+    inf = _Inflater(buf, max_inflate) if deflated else None
+    # only the tuples of the elements read are made (once per object of a summary)
+    data, els, status, off, _problems = _walk(
+        buf, syntax, inf, sq_tags=frozenset(), max_depth=_limits.max_depth, max_elements=1_000_000,
+        stop_tag=stop, keep=read)
     charset_raw = b""
     found = {}
     for _depth, _kind, tag, vrc, _vl, _ho, vo, vlen in els:  # top-level elements in ``read``
