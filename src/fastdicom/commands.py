@@ -114,6 +114,10 @@ class FileOutput:
 
     def _hand_over(self, data):
         self._check()
+        self._put(data)
+
+    def _put(self, data):
+        """To the thread, once there is room (it releases one per piece)."""
         self._room.acquire()
         self._queue.put(data)
 
@@ -141,8 +145,7 @@ class FileOutput:
         """Write what is left, wait for the thread and close the file."""
         try:
             if self._parts and self._error is None:
-                self._room.acquire()
-                self._queue.put(self._gathered())
+                self._put(self._gathered())
             self._parts = []
         finally:
             self._queue.put(None)
@@ -219,9 +222,14 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _analyse(args, sinks, data_limit=65536, read_ahead=None, started=None, pdata_runs=False, **decoder_opts):
+def _analyse(args, sinks, data_limit=65536, read_ahead=None, started=None, options=None, **decoder_opts):
+    """The captures through a Decoder with ``sinks``: ``started``'s engine
+    options, else ``options``, else the command line's with ``data_limit``."""
     from .decoder import Decoder
-    opts = started.options if started is not None else engine_options(args, data_limit, pdata_runs)
+    if started is not None:
+        opts = started.options
+    else:
+        opts = options if options is not None else engine_options(args, data_limit)
     dec = Decoder(sinks, **decoder_opts)
     for s in sinks:
         if hasattr(s, "bind"):
@@ -316,8 +324,7 @@ def walk_early(argv) -> None:
             return
         workers, read_ahead = summary_workers(ns)
         if workers == 1 and read_ahead:
-            data_limit = -1 if ns.hash else max(0, ns.head_bytes)
-            _early = capture.walk_ahead(ns.captures[0], engine_options(ns, data_limit, True), read_ahead)
+            _early = capture.walk_ahead(ns.captures[0], summary_options(ns), read_ahead)
     except Exception:  # noqa: BLE001 - a guess: the parsed command line says what is wrong
         return
 
@@ -326,41 +333,50 @@ def _take_early(name: str, options: capture.EngineOptions, read_ahead: bool):
     """The walk begun by walk_early, if it is of ``name`` with ``options``
     read ahead; any other is stopped."""
     global _early
-    early, _early = _early, None
+    early = _early
     if early is not None and early.name == name and early.options == options and read_ahead:
+        _early = None
         return early
-    if early is not None:
-        early.close()
+    drop_early()
     return None
 
 
 def drop_early() -> None:
     """Stop a walk walk_early began that no command took."""
-    _take_early("", None, False)
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        early.close()
+
+
+def summary_options(args) -> capture.EngineOptions:
+    """The summary's engine options: the first ``--head-bytes`` of each data
+    set handed out (every byte with ``--hash``), plain P-DATA PDUs in runs
+    (events.EV_PDATA_RUN)."""
+    return engine_options(args, -1 if args.hash else max(0, args.head_bytes), pdata_runs=True)
 
 
 def cmd_summary(args) -> int:
     flt = compile_filter(args)  # a bad filter is rejected before anything is read
     workers, read_ahead = summary_workers(args)
-    data_limit = -1 if args.hash else max(0, args.head_bytes)
+    opts = summary_options(args)
     started = None
     if workers == 1 and args.captures:
         # the first capture is read and walked while the decoder is imported
         # (already since the start, when walk_early guessed right)
-        opts = engine_options(args, data_limit, True)
         started = _take_early(args.captures[0], opts, read_ahead)
         if started is None:
             started = capture.walk_ahead(args.captures[0], opts, read_ahead)
     else:
         drop_early()
     try:
-        return _summary(args, flt, workers, read_ahead, data_limit, started)
+        return _summary(args, flt, workers, read_ahead, opts, started)
     finally:
         if started is not None:
             started.close()
 
 
-def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
+def _summary(args, flt, workers, read_ahead, opts, started) -> int:
     from . import summary
     if workers > 1:
         from . import redact as R
@@ -371,7 +387,7 @@ def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
 
             def progress():
                 return Progress.maybe(args.captures)
-        doc = capture.summary_parallel(args.captures, engine_options(args, data_limit, True), workers,
+        doc = capture.summary_parallel(args.captures, opts, workers,
                                        hash_data=args.hash, progress=progress, read_ahead=read_ahead)
         if args.redact:
             doc = R.redact_document(doc)
@@ -395,9 +411,8 @@ def _summary(args, flt, workers, read_ahead, data_limit, started) -> int:
     if args.follow:
         follow = _FollowOperations(args, flt)
         sinks.append(follow)
-    # a summary decodes plain P-DATA PDUs in runs (events.EV_PDATA_RUN)
-    dec, infos = _analyse(args, sinks, data_limit=data_limit, read_ahead=read_ahead, started=started,
-                          pdata_runs=True, hash_data=args.hash, keep_ended=False, keep_objects=False)
+    dec, infos = _analyse(args, sinks, read_ahead=read_ahead, started=started, options=opts,
+                          hash_data=args.hash, keep_ended=False, keep_objects=False)
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)
