@@ -2440,11 +2440,8 @@ cdef class Engine:
         cdef EvRec *r
         if (fl.confirmed and self.pdata_runs and flags == PF_FINAL and n == 1
                 and plain_piece(&d.pieces[0], d.pdu_len)):
-            self._run_add(fl, side, d, &d.pieces[0])
-            d.pieces_n = 0
-            d.pieces_bytes = 0
-            return 0
-        if fl.confirmed:
+            self._run_add(fl, side, d, &d.pieces[0])  # (the piece holds no bytes)
+        elif fl.confirmed:
             fl.run_at = 0
             r = self._ev(EV_PDATA)
             r.v[:13] = [fl.id, dir_of(fl, side), 4, d.pdu_len, d.pdu_off, d.f0, d.f1, d.t0, d.t1, flags,

@@ -13,10 +13,11 @@ read before::
 
 The buffers are ``depth`` bytearrays of ``size`` bytes owned by the reader
 object (with an engine, below: malloc'd by the thread that first reads into
-each, so that the start does not wait for them); memory stays at ``depth * size`` however big the file.  A chunk is
-valid until the next call (the caller releases its memoryview first: the
-buffer is then read into again).  A failed read(2) is raised, as
-``OSError``, by the call that would have returned its chunk.  A process
+each, so that the start does not wait for them); memory stays at
+``depth * size`` however big the file.  A chunk is valid until the next
+call (the caller releases its memoryview first: the buffer is then read
+into again).  A failed read(2) is raised, as ``OSError``, by the call that
+would have returned its chunk.  A process
 forked while a file is read ahead has no reading thread: there the reader
 raises ``RuntimeError`` instead of waiting for ever.  The pure-Python twin
 is ``_pyfilereader.py`` (the same calls, read in turn).
@@ -297,13 +298,14 @@ cdef class ReadAhead:
         self.s.depth = depth
         self.s.size = size
         cdef int k
-        if engine is None:  # next_chunk() hands them out
+        # with an engine, malloc'd by the thread that first reads into each
+        # (_read_claimed), not zeroed here first: 4 MiB of page faults off the
+        # start of a run; else bytearrays, which next_chunk() hands out
+        self.own_bufs = engine is not None
+        if not self.own_bufs:
             self.buffers = [bytearray(size) for _ in range(depth)]
             for k in range(depth):
                 self.s.bufs[k] = PyByteArray_AS_STRING(self.buffers[k])
-        self.own_bufs = engine is not None
-        # else malloc'd by the thread that first reads into each (_read_claimed),
-        # not zeroed here first: 4 MiB of page faults off the start of a run
         self.s.end_at = LLONG_MAX
         self.s.queue_bytes = queue_bytes
         if engine is not None:

@@ -122,10 +122,12 @@ def value_text(v, depth: int = 0) -> str:
     """``v`` as ``write_json`` writes it at nesting ``depth`` inside a
     document: its lines after the first indented by ``depth`` spaces, no
     line break at the end."""
-    parts: list = []
+    out = _Pieces()
+    write_json(v, out, pad=" " * depth, end=False)
+    return "".join(out)
 
-    class _Out:
-        write = parts.append
 
-    write_json(v, _Out, pad=" " * depth, end=False)
-    return "".join(parts)
+class _Pieces(list):
+    """A text file that keeps what is written to it, piece by piece."""
+
+    write = list.append

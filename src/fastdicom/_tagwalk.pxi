@@ -181,13 +181,12 @@ def walk_dataset(const unsigned char[::1] buf, int syntax, sq_tags=frozenset(),
                 if count >= max_elements:
                     status = _TW_ELEMENT_LIMIT
                     break
-                if not every:
-                    pass
-                elif f.kind == _TW_F_ITEM:
-                    out.append((f.depth, _TW_ITEM_END, _TW_ITEM_DELIM, 0, 0, p, p, 0))
-                else:
-                    out.append((f.depth - 1, _TW_SEQUENCE_END, _TW_SEQ_DELIM,
-                                0, 0, p, p, 0))
+                if every:
+                    if f.kind == _TW_F_ITEM:
+                        out.append((f.depth, _TW_ITEM_END, _TW_ITEM_DELIM, 0, 0, p, p, 0))
+                    else:
+                        out.append((f.depth - 1, _TW_SEQUENCE_END, _TW_SEQ_DELIM,
+                                    0, 0, p, p, 0))
                 count += 1
                 sp -= 1
                 continue
