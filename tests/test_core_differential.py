@@ -109,11 +109,14 @@ def settings_for(path: Path):
         "small-pieces": {"data_limit": 100, "chunk_size": 1000},
         "tiny-ooo": {"ooo_budget": 1500, "history": 100},
         "ports-only": {"heuristic": False, "ports": dicom_ports(path)},
+        "summary": {"heuristic": False, "ports": dicom_ports(path), "data_limit": 65536, "trim_heads": True},
+        "heads-cut": {"data_limit": 700, "chunk_size": 1000, "trim_heads": True},
     }
 
 
 # ------------------------------------------------------------ fixtures
-@pytest.mark.parametrize("name", ["default", "no-data", "small-pieces", "tiny-ooo", "ports-only"])
+@pytest.mark.parametrize("name", ["default", "no-data", "small-pieces", "tiny-ooo", "ports-only", "summary",
+                                  "heads-cut"])
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_fixture_whole_and_random_chunks(path, name):
     data = load(path)
@@ -226,7 +229,9 @@ MODES = ["reorder", "dup", "overlap", "drop", "vlan", "qinq", "sll", "sll2", "ra
 @pytest.mark.parametrize("name", MUTATED)
 def test_tap_distortions(name, mode):
     data = mutate((DATA / "real" / f"{name}.pcap").read_bytes(), mode, seed=3, rate=0.08)
-    for options in ({}, {"data_limit": 100, "chunk_size": 700, "ooo_budget": 4000}, {"pdata_runs": True}):
+    for options in ({}, {"data_limit": 100, "chunk_size": 700, "ooo_budget": 4000}, {"pdata_runs": True},
+                    {"data_limit": 65536, "pdata_runs": True, "trim_heads": True},
+                    {"data_limit": 900, "trim_heads": True}):
         assert_same(data, **options)
     assert_same(data, random_chunks(len(data), 11, 3000))
 
@@ -597,6 +602,7 @@ def captures(draw, lossless=False):
         "max_assoc_pdu": st.sampled_from([100, 1 << 20]),
         "partition": st.sampled_from([(0, 1), (0, 2), (1, 2)]),
         "pdata_runs": st.booleans(),
+        "trim_heads": st.booleans(),
     }))
     if not lossless and draw(st.booleans()):  # damage a few bytes of the file, cut its end
         buf = bytearray(data)

@@ -207,6 +207,12 @@ cdef struct OwnerSlot:
     int owner
 
 cdef enum:
+    # Flow.ac_state (Engine.trim_heads)
+    AC_NONE = 0  # no A-ASSOCIATE-AC yet
+    AC_KNOWN = 1  # one, read: ctx_syntax holds what it accepted
+    AC_UNSURE = 2  # another AC, an RQ after it, or one not read: never cut again
+
+cdef enum:
     HIST_SPANS = 32  # in-order segments noted before their bytes are copied into the history
 
 cdef struct HistPend:
@@ -294,7 +300,9 @@ cdef struct Dir:
     Py_ssize_t pieces_n
     Py_ssize_t pieces_cap
     long long pieces_bytes
-    long long *msg_off  # data set bytes so far per presentation context (256, lazily)
+    # per presentation context (512, lazily): [ctx] data set bytes so far;
+    # [256 + ctx] where its head was cut (Engine.trim_heads; 0: not cut)
+    long long *msg_off
     long long max_len
 
 cdef struct Flow:
@@ -321,6 +329,10 @@ cdef struct Flow:
     # serial run_batch (0: none); any other event of the connection ends it
     Py_ssize_t run_at
     long long run_batch
+    # Engine.trim_heads: AC_NONE until an A-ASSOCIATE-AC, AC_KNOWN when its one
+    # AC gave ``ctx_syntax`` (256: 1 + walk syntax per context ID, 0: unknown)
+    int ac_state
+    uint8_t *ctx_syntax
     Dir dirs[2]
     Flow *older  # LRU list: least recently active first
     Flow *newer

@@ -378,6 +378,145 @@ cdef long long max_length(const uint8_t *body, Py_ssize_t n) noexcept nogil:
     return -1
 
 
+# --------------------------------------- data set heads cut (trim_heads)
+cdef int ts_code(const uint8_t *u, Py_ssize_t n) noexcept nogil:
+    """1 + the walk syntax (0 implicit VR LE, 1 explicit VR LE, 2 explicit VR
+    BE) of a transfer syntax UID, trailing NUL/space padding aside, for the
+    three uncompressed ones; 0 for any other (the twin's ``_TS_CODES``)."""
+    while n > 0 and (u[n - 1] == 0 or u[n - 1] == 32):
+        n -= 1
+    if n < 17 or memcmp(u, b"1.2.840.10008.1.2", 17) != 0:
+        return 0
+    if n == 17:
+        return 1
+    if n == 19 and u[17] == 46 and (u[18] == 49 or u[18] == 50):  # ".1", ".2"
+        return 2 if u[18] == 49 else 3
+    return 0
+
+
+cdef bint ac_syntaxes(const uint8_t *b, Py_ssize_t n, uint8_t *out) noexcept nogil:
+    """Read what an A-ASSOCIATE-AC body (after the 6-byte PDU header) accepts
+    into ``out[context ID]``: ``ts_code`` of its transfer syntax, or 0 when
+    the context is not accepted (result 0), names no transfer syntax or more
+    than one, has another sub-item, or is answered twice.  False (``out``
+    then means nothing) unless every item and sub-item lies whole inside its
+    parent and there are at most 256 presentation context items
+    (``pdu.MAX_CONTEXTS``): the decoder's ``pdu.decode_associate`` then reads
+    the same transfer syntax for every context this gives one."""
+    cdef Py_ssize_t p = 68, s, e, q, qe
+    cdef int items = 0, n_ts, code, cid
+    cdef bint plain
+    cdef uint8_t seen[256]
+    if n < 68:
+        return False
+    memset(out, 0, 256)
+    memset(seen, 0, 256)
+    while p < n:
+        if p + 4 > n:
+            return False
+        e = p + 4 + be16(b + p + 2)
+        if e > n:
+            return False
+        if b[p] == 0x21:
+            items += 1
+            s = p + 4
+            if items > 256 or e - s < 4:
+                return False
+            cid = b[s]
+            q = s + 4
+            n_ts = 0
+            code = 0
+            plain = True
+            while q < e:
+                if q + 4 > e:
+                    return False
+                qe = q + 4 + be16(b + q + 2)
+                if qe > e:
+                    return False
+                if b[q] == 0x40:
+                    n_ts += 1
+                    code = ts_code(b + q + 4, qe - q - 4)
+                else:
+                    plain = False
+                q = qe
+            out[cid] = code if not seen[cid] and b[s + 2] == 0 and n_ts == 1 and plain else 0
+            seen[cid] = 1
+        p = e
+    return True
+
+
+cdef long long head_cut(const uint8_t *b, long long n, int syntax, long long limit) noexcept nogil:
+    """Where the head of a data set may end, or -1.  ``b[:n]`` are its first
+    bytes, ``syntax`` its walk syntax (0 implicit VR LE, 1 explicit VR LE, 2
+    explicit VR BE), ``limit`` the bytes of each data set handed out::
+
+        top-level elements of defined length ... | (7FE0,0010) header | value ...
+        0                                        X                    cut   X+hdr+vl > limit
+
+    The cut is the value offset of a top-level Pixel Data element (not an
+    explicit SQ) whose value runs past ``limit``, reached over elements of
+    defined length only.  Every walk of the head (``walk_dataset``: the
+    decoder's depth check, the summary's leading values) then stops at X,
+    cut there short of its value, whether the head ends at the cut or at
+    ``limit``, and does the same as before X: no decision of the walk before
+    X reads a byte at or past the cut (the one that peeks past an element's
+    header, ``_tw_private_sq``, only looks inside the element's value).  So
+    the bytes past the cut need not be copied out at all."""
+    cdef long long p = 0, vo, end
+    cdef unsigned int tag, vl
+    cdef bint big = syntax == 2
+    cdef int vrk = _TW_VRK_INVALID
+    while True:
+        if syntax == 0:
+            if p + 8 > n:
+                return -1
+            vl = le32(b + p + 4)
+            vo = p + 8
+        else:
+            if p + 6 > n:
+                return -1
+            vrk = _tw_vr_kind(b[p + 4], b[p + 5])
+            if vrk == _TW_VRK_INVALID:
+                return -1
+            if vrk == _TW_VRK_SHORT:
+                if p + 8 > n:
+                    return -1
+                vl = rd16(b + p + 6, big)
+                vo = p + 8
+            else:
+                if p + 12 > n:
+                    return -1
+                vl = rd32(b + p + 8, big)
+                vo = p + 12
+        tag = (<unsigned int>rd16(b + p, big) << 16) | rd16(b + p + 2, big)
+        if vl == 0xFFFFFFFFu or (tag >> 16) == 0xFFFE:
+            return -1
+        end = vo + vl
+        if end <= n:
+            p = end
+            continue
+        if tag == 0x7FE00010u and end > limit and (syntax == 0 or vrk != _TW_VRK_SQ):
+            return vo
+        return -1
+
+
+def ac_transfer_syntaxes(const uint8_t[::1] body):
+    """``ac_syntaxes`` of an A-ASSOCIATE-AC body: {context ID: 1 + walk
+    syntax} for the contexts it gives one, or None."""
+    cdef uint8_t out[256]
+    cdef int k
+    if body.shape[0] < 68 or not ac_syntaxes(&body[0], body.shape[0], out):
+        return None
+    return {k: out[k] for k in range(256) if out[k]}
+
+
+def data_set_head_cut(const uint8_t[::1] head, int syntax, long long limit):
+    """``head_cut`` of the bytes ``head`` (the twin's ``head_cut``)."""
+    if head.shape[0] == 0:
+        return -1
+    return head_cut(&head[0], head.shape[0], syntax, limit)
+
+
 # ========================================================== public helpers
 def check_candidate(const uint8_t[::1] b, Py_ssize_t p, Py_ssize_t n, long long sync_max):
     """Does a PDU plausibly start at ``b[p]``?  Returns ``(verdict, length)``
@@ -456,6 +595,12 @@ cdef void dir_drop_dbuf(Dir *d) noexcept nogil:
     d.dlen = d.dcap = 0
 
 
+cdef inline void dir_forget_cuts(Dir *d) noexcept nogil:
+    """No data set head of this direction stays cut (Engine.trim_heads)."""
+    if d.msg_off != NULL:
+        memset(d.msg_off + 256, 0, 256 * sizeof(long long))
+
+
 cdef void dir_drop_ooo(Dir *d) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(d.ooo_n):
@@ -477,6 +622,7 @@ cdef int marks_push(Dir *d, Py_ssize_t idx, long long frame, long long ts) excep
 cdef void flow_free(Flow *fl) noexcept nogil:
     dir_free(&fl.dirs[0])
     dir_free(&fl.dirs[1])
+    free(fl.ctx_syntax)
     free(fl)
 
 
@@ -502,7 +648,7 @@ cdef class Engine:
 
     cdef EvBatch *_batch  # events not yet handed out (NULL: none)
     cdef long long _batch_serial  # batches handed out so far (see Flow.run_at)
-    cdef readonly bint pdata_runs
+    cdef readonly bint pdata_runs, trim_heads
     cdef bint _threaded  # walked without the GIL at least once: piece bytes are malloc'd
     cdef bint _attached  # a reading thread walks it now (engine_attach): hands off
     cdef long long cnt[N_COUNTERS]
@@ -562,9 +708,11 @@ cdef class Engine:
                  data_limit=-1, chunk_size=1 << 20, max_assoc_pdu=1 << 20,
                  max_command=1 << 20, max_pdu=0xFFFFFFFF, max_flows=100_000,
                  idle_timeout=600 * 10**9, heuristic_window=1 << 20,
-                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384, pdata_runs=False):
+                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384, pdata_runs=False,
+                 trim_heads=False):
         cdef long long p
         self.pdata_runs = bool(pdata_runs)
+        self.trim_heads = bool(trim_heads) and int(data_limit) > 0
         self.ports = frozenset(int(p) for p in ports)
         memset(self._portmap, 0, sizeof(self._portmap))
         for p in self.ports:
@@ -2234,6 +2382,7 @@ cdef class Engine:
 
     cdef int _lose_sync(self, Dir *d, const uint8_t *keep, Py_ssize_t nkeep, long long frame,
                         long long ts) except -1 nogil:
+        dir_forget_cuts(d)
         d.st = S_SYNC
         d.lost = True
         d.rbuf.n = 0
@@ -2312,8 +2461,33 @@ cdef class Engine:
             m = max_length(d.pbuf.p, d.pbuf.n) if d.pbuf.n else -1
             if m >= 0:
                 fl.dirs[1 - side].max_len = m
+        if self.trim_heads:
+            self._heads_pdu(fl, d, t, flags)
         buf_clear(&d.pbuf)
         d.st = S_HDR
+        return 0
+
+    cdef int _heads_pdu(self, Flow *fl, Dir *d, int t, int flags) except -1 nogil:
+        """trim_heads: an association PDU.  The one A-ASSOCIATE-AC of the
+        connection tells each context's transfer syntax (``ac_syntaxes``), as
+        the decoder reads it when the association has no other (it takes an
+        association's first AC, and an RQ may begin a new association);
+        another AC, an RQ after it, an AC the decoder does not see or that is
+        cut: no head of this connection is cut any more.  Any association
+        PDU may end the decoder's data sets: heads already cut are let go."""
+        if t == 2:
+            if fl.ac_state == AC_NONE and fl.confirmed and not flags:
+                if fl.ctx_syntax == NULL:
+                    fl.ctx_syntax = <uint8_t *>malloc(256)
+                    if fl.ctx_syntax == NULL:
+                        with gil: raise MemoryError()
+                fl.ac_state = AC_KNOWN if ac_syntaxes(d.pbuf.p, d.pbuf.n, fl.ctx_syntax) else AC_UNSURE
+            else:
+                fl.ac_state = AC_UNSURE
+        elif t == 1 and fl.ac_state == AC_KNOWN:
+            fl.ac_state = AC_UNSURE
+        dir_forget_cuts(&fl.dirs[0])
+        dir_forget_cuts(&fl.dirs[1])
         return 0
 
     cdef int _on_pdv_header(self, Flow *fl, int side, Dir *d, long long frame,
@@ -2321,7 +2495,7 @@ cdef class Engine:
         cdef long long pl = be32(d.hbuf)
         cdef int ctx = d.hbuf[4]
         cdef int mch = d.hbuf[5]
-        cdef long long room, vlen
+        cdef long long room, vlen, lim
         d.hlen = 0
         if pl < 2:
             self._flow_expert(fl, X_PDV_TOO_SMALL, frame, ts, d.foff - 6, pl, 0, side)
@@ -2348,9 +2522,14 @@ cdef class Engine:
             d.store_limit = self.max_command
             if vlen > self.max_command:
                 self._flow_expert(fl, X_COMMAND_TOO_LARGE, frame, ts, d.foff - 6, vlen, 0, side)
+            if d.msg_off != NULL:
+                d.msg_off[256 + ctx] = 0  # a command ends the decoder's data set on this context
         else:
             d.msg_base = d.msg_off[ctx] if d.msg_off != NULL else 0
-            d.store_limit = -1 if self.data_limit < 0 else lmax(0, self.data_limit - d.msg_base)
+            lim = self.data_limit
+            if d.msg_off != NULL and d.msg_off[256 + ctx]:
+                lim = lmin(lim, d.msg_off[256 + ctx])  # its head was cut (trim_heads)
+            d.store_limit = -1 if lim < 0 else lmax(0, lim - d.msg_base)
         d.st = S_PDV_DATA
         if vlen == 0:
             self._end_pdv(fl, side, d)
@@ -2501,18 +2680,34 @@ cdef class Engine:
         return 0
 
     cdef int _end_pdv(self, Flow *fl, int side, Dir *d) except -1 nogil:
-        cdef int ctx
+        cdef int ctx, syntax
+        cdef long long cut = 0
+        if (self.trim_heads and fl.ac_state == AC_KNOWN and d.msg_base == 0 and d.piece_off == 0
+                and d.dlen and not d.pdv_mch & 1):
+            # the first PDV of a data set: its head is cut where no walk of it
+            # looks further (head_cut), and no later PDV of it hands bytes out
+            syntax = fl.ctx_syntax[d.pdv_ctx]
+            if syntax:
+                cut = head_cut(d.dmem if d.dmem != NULL else <uint8_t *>_bytes_str(d.dobj), d.dlen,
+                               syntax - 1, self.data_limit)
+                if cut > 0:
+                    d.dlen = lmin(d.dlen, cut)
+                else:
+                    cut = 0
         self._cut_piece(fl, side, d)
         if not d.pdv_mch & 1:
             ctx = d.pdv_ctx
             if d.msg_off == NULL:
-                d.msg_off = <long long *>calloc(256, sizeof(long long))
+                d.msg_off = <long long *>calloc(512, sizeof(long long))
                 if d.msg_off == NULL:
                     with gil: raise MemoryError()
             if d.pdv_mch & 2:
                 d.msg_off[ctx] = 0
+                d.msg_off[256 + ctx] = 0
             else:
                 d.msg_off[ctx] = d.msg_base + d.pdv_pos
+                if cut:
+                    d.msg_off[256 + ctx] = cut
         if d.overrun:
             d.damaged = True
         if d.pdu_rem == 0:
@@ -2555,6 +2750,7 @@ cdef class Engine:
         cdef bint resumed
         if st == S_DEAD:
             return 0
+        dir_forget_cuts(d)  # the decoder may end its data sets at a gap: heads are not cut across one
         if size >= 0:
             resumed = False
             if st == S_PDV_DATA and size < d.pdv_rem:

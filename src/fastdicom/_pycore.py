@@ -125,6 +125,128 @@ def _plain_piece(piece, pdu_len) -> bool:
     return mch == 0 and off == 0 and plen > 0 and plen == pdv_len - 2 and pdu_len == pdv_len + 4 and not data
 
 
+# --------------------------------------- data set heads cut (trim_heads)
+AC_NONE, AC_KNOWN, AC_UNSURE = 0, 1, 2  # _Flow.ac_state (see Engine._heads_pdu)
+_TS_CODES = {b"1.2.840.10008.1.2": 1, b"1.2.840.10008.1.2.1": 2, b"1.2.840.10008.1.2.2": 3}
+_VR_SHORT = frozenset(v.encode() for v in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO",
+    "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"))
+_VR_LONG = frozenset(v.encode() for v in (
+    "OD", "OF", "OL", "OV", "SV", "UC", "UR", "UT", "UV", "OB", "OW", "UN", "SQ"))
+
+
+def ac_transfer_syntaxes(body):
+    """What an A-ASSOCIATE-AC body (after the 6-byte PDU header) accepts:
+    {context ID: 1 + walk syntax (0 implicit VR LE, 1 explicit VR LE, 2
+    explicit VR BE)} for each context accepted (result 0) with exactly one
+    transfer syntax sub-item, one of the three uncompressed ones (trailing
+    NUL/space padding aside), no other sub-item, and answered once.  None
+    unless every item and sub-item lies whole inside its parent and there
+    are at most 256 presentation context items (``pdu.MAX_CONTEXTS``): the
+    decoder's ``pdu.decode_associate`` then reads the same transfer syntax
+    for every context this gives one."""
+    body = bytes(body)
+    n = len(body)
+    if n < 68:
+        return None
+    out = {}
+    seen = set()
+    items = 0
+    p = 68
+    while p < n:
+        if p + 4 > n:
+            return None
+        e = p + 4 + _u16be(body, p + 2)
+        if e > n:
+            return None
+        if body[p] == 0x21:
+            items += 1
+            s = p + 4
+            if items > 256 or e - s < 4:
+                return None
+            cid = body[s]
+            q = s + 4
+            n_ts = 0
+            code = 0
+            plain = True
+            while q < e:
+                if q + 4 > e:
+                    return None
+                qe = q + 4 + _u16be(body, q + 2)
+                if qe > e:
+                    return None
+                if body[q] == 0x40:
+                    n_ts += 1
+                    code = _TS_CODES.get(body[q + 4:qe].rstrip(b"\0 "), 0)
+                else:
+                    plain = False
+                q = qe
+            if cid not in seen and body[s + 2] == 0 and n_ts == 1 and plain and code:
+                out[cid] = code
+            else:
+                out.pop(cid, None)
+            seen.add(cid)
+        p = e
+    return out
+
+
+def data_set_head_cut(head, syntax, limit) -> int:
+    """Where the head of a data set may end, or -1.  ``head`` holds its first
+    bytes, ``syntax`` is its walk syntax (0 implicit VR LE, 1 explicit VR LE,
+    2 explicit VR BE), ``limit`` the bytes of each data set handed out::
+
+        top-level elements of defined length ... | (7FE0,0010) header | value ...
+        0                                        X                    cut   X+hdr+vl > limit
+
+    The cut is the value offset of a top-level Pixel Data element (not an
+    explicit SQ) whose value runs past ``limit``, reached over elements of
+    defined length only.  Every walk of the head (``walk_dataset``: the
+    decoder's depth check, the summary's leading values) then stops at X,
+    cut there short of its value, whether the head ends at the cut or at
+    ``limit``, and does the same as before X: no decision of the walk before
+    X reads a byte at or past the cut (the one that peeks past an element's
+    header, for a private sequence in implicit VR, only looks inside the
+    element's value).  So the bytes past the cut need not be handed out."""
+    b = head
+    n = len(b)
+    big = syntax == 2
+    order = "big" if big else "little"
+    p = 0
+    while True:
+        vr = None
+        if syntax == 0:
+            if p + 8 > n:
+                return -1
+            vl = int.from_bytes(b[p + 4:p + 8], "little")
+            vo = p + 8
+        else:
+            if p + 6 > n:
+                return -1
+            vr = bytes(b[p + 4:p + 6])
+            if vr in _VR_SHORT:
+                if p + 8 > n:
+                    return -1
+                vl = int.from_bytes(b[p + 6:p + 8], order)
+                vo = p + 8
+            elif vr in _VR_LONG:
+                if p + 12 > n:
+                    return -1
+                vl = int.from_bytes(b[p + 8:p + 12], order)
+                vo = p + 12
+            else:
+                return -1
+        tag = (int.from_bytes(b[p:p + 2], order) << 16) | int.from_bytes(b[p + 2:p + 4], order)
+        if vl == 0xFFFFFFFF or (tag >> 16) == 0xFFFE:
+            return -1
+        end = vo + vl
+        if end <= n:
+            p = end
+            continue
+        if tag == 0x7FE00010 and end > limit and vr != b"SQ":
+            return vo
+        return -1
+
+
 def _pdu_header_plausible(t, L, sync_max) -> bool:
     """The weak check applied to the PDU that follows a candidate."""
     if t == 4:
@@ -261,7 +383,7 @@ class _Dir:
         "pdu_off", "f0", "f1", "t0", "t1", "pbuf", "skip_rem", "damaged",
         "pdv_ctx", "pdv_mch", "pdv_len", "pdv_pos", "pdv_rem", "piece_off",
         "store_limit", "msg_base", "overrun", "dbuf", "pieces", "pieces_bytes",
-        "msg_off", "max_len",
+        "msg_off", "msg_cut", "max_len",
     )
 
     def __init__(self):
@@ -309,7 +431,8 @@ class _Dir:
         self.dbuf = bytearray()
         self.pieces = []
         self.pieces_bytes = 0
-        self.msg_off = {}
+        self.msg_off = {}  # data set bytes so far per presentation context
+        self.msg_cut = {}  # where its head was cut (Engine.trim_heads)
         self.max_len = 0
 
 
@@ -318,6 +441,7 @@ class _Flow:
         "id", "key", "ipver", "ip", "port", "is_port", "state", "confirmed",
         "client", "syn_side", "synack_side", "isn", "syn_ts", "synack_ts",
         "ack_ts", "last_ts", "last_frame", "dirs", "heuristic_only", "run_at",
+        "ac_state", "ctx_syntax",
     )
 
     def __init__(self, fid, key, ipver, ip_a, port_a, ip_b, port_b, is_port):
@@ -342,6 +466,10 @@ class _Flow:
         # its EV_PDATA_RUN being added to: its list in the events not yet
         # handed out (None: none); any other event of the connection ends it
         self.run_at = None
+        # Engine.trim_heads: AC_KNOWN when its one A-ASSOCIATE-AC gave
+        # ``ctx_syntax`` ({context ID: 1 + walk syntax})
+        self.ac_state = AC_NONE
+        self.ctx_syntax = None
         self.dirs = (_Dir(), _Dir())
 
 
@@ -392,6 +520,13 @@ class Engine:
     pdata_runs : bool
         Gather a connection's plain P-DATA-TF PDUs (``_plain_piece``) into
         EV_PDATA_RUN events instead of one EV_PDATA each.
+    trim_heads : bool
+        With a ``data_limit`` above 0: hand out of a data set only the bytes
+        before its Pixel Data value, when that value runs past the limit
+        (``data_set_head_cut``), for the transfer syntax that the
+        connection's one A-ASSOCIATE-AC accepted for its context
+        (``ac_transfer_syntaxes``).  Any walk of the head gives the same
+        then; the summary's heads are a few KB instead of ``data_limit``.
     """
 
     implementation = IMPLEMENTATION
@@ -400,8 +535,10 @@ class Engine:
                  data_limit=-1, chunk_size=1 << 20, max_assoc_pdu=1 << 20,
                  max_command=1 << 20, max_pdu=0xFFFFFFFF, max_flows=100_000,
                  idle_timeout=600 * 10**9, heuristic_window=1 << 20,
-                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384, pdata_runs=False):
+                 sync_max_pdu=64 << 20, partition=(0, 1), history=16384, pdata_runs=False,
+                 trim_heads=False):
         self.pdata_runs = bool(pdata_runs)
+        self.trim_heads = bool(trim_heads) and int(data_limit) > 0
         self.ports = frozenset(int(p) for p in ports)
         self.heuristic = bool(heuristic)
         self.ooo_budget = int(ooo_budget)
@@ -1538,6 +1675,7 @@ class Engine:
             x.ooo_bytes = 0
 
     def _lose_sync(self, d, keep=b"", frame=0, ts=0):
+        d.msg_cut.clear()
         d.st = S_SYNC
         d.lost = True
         d.rbuf = bytearray(keep)
@@ -1604,7 +1742,28 @@ class Engine:
             m = parse_max_length(body)
             if m >= 0:
                 fl.dirs[1 - side].max_len = m
+        if self.trim_heads:
+            self._heads_pdu(fl, body, t, flags)
         d.st = S_HDR
+
+    def _heads_pdu(self, fl, body, t, flags):
+        """trim_heads: an association PDU.  The one A-ASSOCIATE-AC of the
+        connection tells each context's transfer syntax (``ac_transfer_syntaxes``),
+        as the decoder reads it when the association has no other (it takes
+        an association's first AC, and an RQ may begin a new association);
+        another AC, an RQ after it, an AC the decoder does not see or that is
+        cut: no head of this connection is cut any more.  Any association
+        PDU may end the decoder's data sets: heads already cut are let go."""
+        if t == 2:
+            if fl.ac_state == AC_NONE and fl.confirmed and not flags:
+                fl.ctx_syntax = ac_transfer_syntaxes(body)
+                fl.ac_state = AC_UNSURE if fl.ctx_syntax is None else AC_KNOWN
+            else:
+                fl.ac_state = AC_UNSURE
+        elif t == 1 and fl.ac_state == AC_KNOWN:
+            fl.ac_state = AC_UNSURE
+        fl.dirs[0].msg_cut.clear()
+        fl.dirs[1].msg_cut.clear()
 
     def _on_pdv_header(self, fl, side, d, frame, ts):
         h = d.hbuf
@@ -1638,9 +1797,13 @@ class Engine:
             d.store_limit = self.max_command
             if vlen > self.max_command:
                 self._flow_expert(fl, X_COMMAND_TOO_LARGE, frame, ts, d.foff - 6, vlen, 0, side)
+            d.msg_cut.pop(ctx, None)  # a command ends the decoder's data set on this context
         else:
             d.msg_base = d.msg_off.get(ctx, 0)
-            d.store_limit = -1 if self.data_limit < 0 else max(0, self.data_limit - d.msg_base)
+            lim = self.data_limit
+            if ctx in d.msg_cut:
+                lim = min(lim, d.msg_cut[ctx])  # its head was cut (trim_heads)
+            d.store_limit = -1 if lim < 0 else max(0, lim - d.msg_base)
         d.st = S_PDV_DATA
         if vlen == 0:
             self._end_pdv(fl, side, d)
@@ -1719,13 +1882,26 @@ class Engine:
         r[11] = plen  # the last one's PDV value length
 
     def _end_pdv(self, fl, side, d):
+        cut = 0
+        if (self.trim_heads and fl.ac_state == AC_KNOWN and d.msg_base == 0 and d.piece_off == 0
+                and d.dbuf and not d.pdv_mch & 1):
+            # the first PDV of a data set: its head is cut where no walk of it
+            # looks further (data_set_head_cut), and no later PDV of it hands
+            # bytes out
+            syntax = fl.ctx_syntax.get(d.pdv_ctx)
+            if syntax:
+                cut = max(0, data_set_head_cut(d.dbuf, syntax - 1, self.data_limit))
+                del d.dbuf[cut or len(d.dbuf):]
         self._cut_piece(fl, side, d)
         if not d.pdv_mch & 1:
             ctx = d.pdv_ctx
             if d.pdv_mch & 2:
                 d.msg_off[ctx] = 0
+                d.msg_cut.pop(ctx, None)
             else:
                 d.msg_off[ctx] = d.msg_base + d.pdv_pos
+                if cut:
+                    d.msg_cut[ctx] = cut
         if d.overrun:
             d.damaged = True
         if d.pdu_rem == 0:
@@ -1765,6 +1941,7 @@ class Engine:
         off = d.foff
         if st == S_DEAD:
             return
+        d.msg_cut.clear()  # the decoder may end its data sets at a gap: heads are not cut across one
         if size >= 0:
             resumed = False
             if st == S_PDV_DATA and size < d.pdv_rem:

@@ -73,6 +73,7 @@ class EngineOptions(_Record):
                  max_depth: int = DEFAULT_MAX_DEPTH,  # --max-depth: sequence nesting when data sets are decoded
                  max_inflate: int = DEFAULT_MAX_INFLATE,  # --max-inflate: bytes a deflated data set may inflate to
                  pdata_runs: bool = False,  # plain P-DATA PDUs in runs (events.EV_PDATA_RUN)
+                 trim_heads: bool = False,  # heads end before a Pixel Data value past data_limit
                  ):
         self.ports = ports
         self.heuristic = heuristic
@@ -84,12 +85,13 @@ class EngineOptions(_Record):
         self.max_depth = max_depth
         self.max_inflate = max_inflate
         self.pdata_runs = pdata_runs
+        self.trim_heads = trim_heads
 
     def engine(self, partition=(0, 1)):
         return core.Engine(ports=self.ports, heuristic=self.heuristic, data_limit=self.data_limit,
                            ooo_budget=self.ooo_budget, max_flows=self.max_flows,
                            max_pdu=self.max_pdu, max_assoc_pdu=self.max_assoc_pdu,
-                           partition=partition, pdata_runs=self.pdata_runs)
+                           partition=partition, pdata_runs=self.pdata_runs, trim_heads=self.trim_heads)
 
 
 class CaptureInfo(_Record):

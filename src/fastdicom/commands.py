@@ -17,7 +17,7 @@ class UsageError(FastDicomError):
     pass
 
 
-def engine_options(args, data_limit=65536, pdata_runs=False) -> capture.EngineOptions:
+def engine_options(args, data_limit=65536, pdata_runs=False, trim_heads=False) -> capture.EngineOptions:
     try:
         ports = capture.parse_ports(args.ports)
     except ValueError as e:
@@ -32,7 +32,7 @@ def engine_options(args, data_limit=65536, pdata_runs=False) -> capture.EngineOp
     if "max_pdu" in bounds:
         bounds["max_pdu"] = min(bounds["max_pdu"], 0xFFFFFFFF)
     return capture.EngineOptions(ports=ports, heuristic=not args.no_heuristic, data_limit=data_limit,
-                                 pdata_runs=pdata_runs, **bounds)
+                                 pdata_runs=pdata_runs, trim_heads=trim_heads, **bounds)
 
 
 class output:
@@ -351,9 +351,12 @@ def drop_early() -> None:
 
 def summary_options(args) -> capture.EngineOptions:
     """The summary's engine options: the first ``--head-bytes`` of each data
-    set handed out (every byte with ``--hash``), plain P-DATA PDUs in runs
+    set handed out (every byte with ``--hash``), but none past the start of
+    a Pixel Data value that runs past them (``trim_heads``: the summary's
+    walks of the head stop there), plain P-DATA PDUs in runs
     (events.EV_PDATA_RUN)."""
-    return engine_options(args, -1 if args.hash else max(0, args.head_bytes), pdata_runs=True)
+    return engine_options(args, -1 if args.hash else max(0, args.head_bytes), pdata_runs=True,
+                          trim_heads=True)
 
 
 def cmd_summary(args) -> int:
