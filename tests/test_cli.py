@@ -467,6 +467,36 @@ def test_file_output_errors(tmp_path):
     assert (tmp_path / "o.txt").read_text() == "partial"
 
 
+def test_summary_output_file_opened_early(capsys, tmp_path, monkeypatch):
+    """summary -o FILE opens FILE before the capture is read: an unwritable
+    path fails at once; a longer old file is written over and cut to the new
+    content; a run that fails before writing leaves an old file as it was
+    and creates none."""
+    from fastdicom import capture
+    read = []
+    real = capture.walk_ahead
+    monkeypatch.setattr(capture, "walk_ahead", lambda *a, **k: read.append(1) or real(*a, **k))
+    code, _, err = run(capsys, "summary", QR, *QR_PORTS, "-o", str(tmp_path / "no" / "s.json"),
+                       "--workers", "1")
+    assert code == 2 and "No such file or directory" in err and not read
+    assert not (tmp_path / "no").exists()
+    want_code, want, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json")
+    old = tmp_path / "s.json"
+    old.write_text("x" * (len(want) * 3))
+    code, _, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json", "-o", str(old))
+    assert code == want_code and old.read_text(encoding="utf-8") == want
+    old.write_text("old content")
+    code, _, err = run(capsys, "summary", str(tmp_path / "missing.pcap"), "-o", str(old))
+    assert code == 2 and "missing.pcap" in err and old.read_text() == "old content"
+    code, _, _ = run(capsys, "summary", str(tmp_path / "missing.pcap"), "-o", str(tmp_path / "new.json"))
+    assert code == 2 and not (tmp_path / "new.json").exists()
+    # an empty summary still empties the old file (nothing is left of it)
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    code, _, _ = run(capsys, "summary", str(empty), "--format", "csv", "-o", str(old))
+    assert code == 0 and "old content" not in old.read_text()
+
+
 def test_summary_to_a_file_is_what_standard_output_gets(capsys, tmp_path):
     code, out, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json")
     code2, _, _ = run(capsys, "summary", QR, *QR_PORTS, "--format", "json", "-o", str(tmp_path / "s.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from . import capture
@@ -46,8 +47,42 @@ class output:
         self.path = path
         self._out = None
 
+    def open_early(self) -> "output":
+        """Open ``-o FILE`` now, before the command's work, when it is a
+        regular file or does not exist yet: an unwritable path is reported at
+        once, and the end of the run is spared the opening, the writing
+        thread's start and the freeing of the old content's pages (the file
+        is written over and cut to its new length at the end, so that a
+        command that fails before writing leaves it as it was; one it
+        created is removed then).  Other paths (a FIFO, a device) are opened
+        when written, as before."""
+        path = self.path
+        if not path or path == "-" or self._out is not None:
+            return self
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError:
+            return self  # (reported when it is opened)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            return self
+        try:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+                created = True
+            except FileExistsError:
+                fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+                created = False
+        except OSError as e:
+            raise FastDicomError(f"{path}: {e.strerror or e}") from None
+        self._out = FileOutput(open(fd, "wb"), written_over=path, created=created)
+        return self
+
     def __enter__(self):
         path = self.path
+        if self._out is not None:
+            return self._out
         if not path or path == "-":
             return sys.stdout
         try:
@@ -58,10 +93,14 @@ class output:
         return self._out
 
     def __exit__(self, exc_type, exc, tb):
+        self.close(ok=exc_type is None)
+        return False
+
+    def close(self, ok: bool = True):
+        """(``ok``: the command succeeded; its errors are raised.)"""
         if self._out is not None:
             out, self._out = self._out, None
-            out.close(raise_error=exc_type is None)
-        return False
+            out.close(raise_error=ok)
 
 
 class FileOutput:
@@ -77,13 +116,19 @@ class FileOutput:
     PIECE = 1 << 20
     DEPTH = 4
 
-    def __init__(self, f):
+    def __init__(self, f, written_over=None, created=False):
+        """``written_over``: the path of ``f``, opened without truncation
+        (``output.open_early``): cut to what was written when closed, left as
+        it was (removed when ``created``) if nothing was."""
         import threading
         try:  # (queue.Queue and its imports: 1 ms of every run's end)
             from _queue import SimpleQueue
         except ImportError:  # pragma: no cover - not CPython
             from queue import SimpleQueue
         self._f = f
+        self._written_over = written_over
+        self._created = created
+        self._wrote = False
         self._parts: list = []
         self._size = 0
         self._error = None
@@ -129,6 +174,7 @@ class FileOutput:
         return data
 
     def write(self, text: str) -> int:
+        self._wrote = True
         self._parts.append(text)
         self._size += len(text)
         if self._size >= self.PIECE:
@@ -151,12 +197,31 @@ class FileOutput:
             self._queue.put(None)
             self._thread.join()
             try:
+                self._end_written_over(raise_error)
+            except OSError as e:
+                if self._error is None:
+                    self._error = e
+            try:
                 self._f.close()
             except OSError as e:
                 if self._error is None:
                     self._error = e
         if raise_error:
             self._check()
+
+
+    def _end_written_over(self, ok: bool):
+        """A file written over (``written_over``): cut to its new content; if
+        the command failed before writing, left as it was, or removed if this
+        run created it."""
+        path = self._written_over
+        if path is None:
+            return
+        if ok or self._wrote:
+            self._f.flush()
+            os.ftruncate(self._f.fileno(), self._f.tell())
+        elif self._created:
+            os.unlink(path)
 
 
 _FLUSH = object()  # the thread flushes the file when it meets this piece
@@ -361,6 +426,19 @@ def summary_options(args) -> capture.EngineOptions:
 
 def cmd_summary(args) -> int:
     flt = compile_filter(args)  # a bad filter is rejected before anything is read
+    out = output(args.output)
+    if not args.follow:
+        out.open_early()  # so is an unwritable -o FILE
+    ok = False
+    try:
+        status = _cmd_summary(args, flt, out)
+        ok = True
+        return status
+    finally:
+        out.close(ok)
+
+
+def _cmd_summary(args, flt, out) -> int:
     workers, read_ahead = summary_workers(args)
     opts = summary_options(args)
     started = None
@@ -373,13 +451,13 @@ def cmd_summary(args) -> int:
     else:
         drop_early()
     try:
-        return _summary(args, flt, workers, read_ahead, opts, started)
+        return _summary(args, flt, workers, read_ahead, opts, started, out)
     finally:
         if started is not None:
             started.close()
 
 
-def _summary(args, flt, workers, read_ahead, opts, started) -> int:
+def _summary(args, flt, workers, read_ahead, opts, started, out) -> int:
     from . import summary
     if workers > 1:
         from . import redact as R
@@ -398,7 +476,7 @@ def _summary(args, flt, workers, read_ahead, opts, started) -> int:
         if args.fail_on:
             limit = _S.parse(args.fail_on)
             status = 1 if any(_S.parse(e["severity"]) >= limit for e in doc["expert"]) else 0
-        _write_summary(args, doc, flt)
+        _write_summary(args, doc, flt, out)
         return status
     # records made as connections end, which are then forgotten: memory holds
     # one record per association and object, not all the decoding made; the
@@ -419,15 +497,15 @@ def _summary(args, flt, workers, read_ahead, opts, started) -> int:
     doc = summary.build(dec, infos, sink, redact=args.redact)
     if follow is not None:
         return exit_status(args, dec)
-    _write_summary(args, doc, flt)
+    _write_summary(args, doc, flt, out)
     return exit_status(args, dec)
 
 
-def _write_summary(args, doc, flt):
+def _write_summary(args, doc, flt, to: output):
     from . import summary
     if flt is not None:
         doc = flt.select_summary(doc)
-    with output(args.output) as out:
+    with to as out:
         if args.format == "json":
             summary.write_json(doc, out)
         elif args.format == "jsonl":

@@ -198,7 +198,9 @@ class DataSetTransfer:
     frame_last: int = 0
     time_last: int = 0
     length: int = 0  # message bytes so far, holes included
-    head: bytearray = field(default_factory=bytearray)
+    # its first bytes: the first piece as it came (bytes), a bytearray once
+    # more pieces are added to it
+    head: bytes | bytearray = b""
     missing: list = field(default_factory=list)  # [start, end) holes, end -1: unknown
     started_midway: bool = False
     ended: bool = False
@@ -439,9 +441,16 @@ class MessageAssembler:
             self.handler.transfer_start(t)
         n = len(data)
         if n:
-            room = self.head_limit - len(t.head)
+            head = t.head
+            room = self.head_limit - len(head)
             if room > 0:
-                t.head += data if n <= room else data[:room]
+                piece = data if n <= room else data[:room]
+                if not head:
+                    t.head = piece  # no copy: most heads are one piece (the summary's, cut short)
+                else:
+                    if type(head) is not bytearray:
+                        head = t.head = bytearray(head)
+                    head += piece
             if t.hasher is not None:
                 t.hasher.update(data)
             self.handler.data(t, t.length, data)
