@@ -175,6 +175,11 @@ class FileOutput:
 
     def write(self, text: str) -> int:
         self._wrote = True
+        if len(text) >= self.PIECE:  # (a summary's batch of records) as it is: not joined again
+            if self._parts:
+                self._hand_over(self._gathered())
+            self._hand_over(text.encode("utf-8"))
+            return len(text)
         self._parts.append(text)
         self._size += len(text)
         if self._size >= self.PIECE:
