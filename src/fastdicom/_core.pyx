@@ -397,8 +397,8 @@ cdef int ts_code(const uint8_t *u, Py_ssize_t n) noexcept nogil:
 cdef bint ac_syntaxes(const uint8_t *b, Py_ssize_t n, uint8_t *out) noexcept nogil:
     """Read what an A-ASSOCIATE-AC body (after the 6-byte PDU header) accepts
     into ``out[context ID]``: ``ts_code`` of its transfer syntax, or 0 when
-    the context is not accepted (result 0), names no transfer syntax or more
-    than one, has another sub-item, or is answered twice.  False (``out``
+    the context is not accepted (its result is not 0), names no transfer
+    syntax or more than one, has another sub-item, or is answered twice.  False (``out``
     then means nothing) unless every item and sub-item lies whole inside its
     parent and there are at most 256 presentation context items
     (``pdu.MAX_CONTEXTS``): the decoder's ``pdu.decode_associate`` then reads
@@ -511,7 +511,7 @@ def ac_transfer_syntaxes(const uint8_t[::1] body):
 
 
 def data_set_head_cut(const uint8_t[::1] head, int syntax, long long limit):
-    """``head_cut`` of the bytes ``head`` (the twin's ``head_cut``)."""
+    """``head_cut`` of the bytes ``head`` (the twin's ``data_set_head_cut``)."""
     if head.shape[0] == 0:
         return -1
     return head_cut(&head[0], head.shape[0], syntax, limit)
