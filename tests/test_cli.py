@@ -396,11 +396,13 @@ def test_start_up_leaves_heavy_modules_for_later():
 
 def test_file_output_writes_on_a_thread_of_its_own(tmp_path):
     """-o FILE: text gathered, encoded and written by the output thread, in order."""
-    import threading
+    import _thread
+    import time
 
     from fastdicom.commands import FileOutput, output
     path = tmp_path / "out.txt"
     pieces = [f"line {i} \u00e9\u20ac\n" * (i % 50) for i in range(12000)]
+    threads = _thread._count()
     with output(str(path)) as out:
         assert isinstance(out, FileOutput)
         for k, p in enumerate(pieces):
@@ -409,7 +411,10 @@ def test_file_output_writes_on_a_thread_of_its_own(tmp_path):
                 out.flush()
     assert path.read_text(encoding="utf-8") == "".join(pieces)
     assert len("".join(pieces)) > 3 * FileOutput.PIECE  # several pieces went to the thread
-    assert not [t for t in threading.enumerate() if t.name == "fastdicom-output"]
+    deadline = time.monotonic() + 5
+    while _thread._count() > threads and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _thread._count() == threads  # the thread has ended
 
 
 def test_file_output_bounds_the_pieces_waiting():
