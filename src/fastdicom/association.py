@@ -24,7 +24,7 @@ are unknown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ._record import field, record
 
 from . import pdu as P
 from .uids import uid_name
@@ -117,7 +117,7 @@ MAX_HISTORY = 1000  # state transitions kept per association (the last 1,000 to 
 _STEPS: dict = {}
 
 
-@dataclass
+@record
 class PresentationContext:
     id: int
     abstract_syntax: str | None = None

@@ -19,7 +19,7 @@ object with some of these methods; the decoder only calls what exists::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from ._record import field, record, replace
 
 from . import events as E
 from . import expert as X
@@ -48,7 +48,7 @@ ATTEMPT_TEXT = {
 }
 
 
-@dataclass
+@record
 class Flow:
     """A TCP connection recognised as DICOM."""
 
@@ -95,7 +95,7 @@ def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-@dataclass
+@record
 class TcpAttempt:
     frame: int
     time: int
@@ -111,7 +111,7 @@ class TcpAttempt:
         return ATTEMPT_TEXT.get(self.outcome, "?")
 
 
-@dataclass
+@record
 class PdvInfo:
     context_id: int
     control: int
@@ -130,7 +130,7 @@ class PdvInfo:
         return bool(self.control & 2)
 
 
-@dataclass
+@record
 class PduRecord:
     """One PDU with where and when it crossed the wire."""
 

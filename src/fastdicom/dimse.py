@@ -14,7 +14,7 @@ one message or direction can leak into another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ._record import field, record
 
 from . import status as st
 from ._pytagwalk import command_elements
@@ -82,7 +82,7 @@ def service_of(field_value: int | None) -> str:
 _SERVICES: dict = {}  # command field -> service_of() it (two per message)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Command:
     """A decoded command set (PS3.7 9.3, 10.3)."""
 
@@ -183,7 +183,7 @@ def parse_command(buf) -> Command:
     return cmd
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class DataSetTransfer:
     """One data set as it crossed the wire: its bytes may stream to sinks,
     only its head is kept (``head_limit``)."""
@@ -230,7 +230,7 @@ class DataSetTransfer:
             self.incomplete_reasons.append(why)
 
 
-@dataclass(eq=False, slots=True)
+@record(eq=False, slots=True)
 class Operation:
     """A DIMSE operation: a request and its responses (matched by message ID)."""
 

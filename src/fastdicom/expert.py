@@ -9,7 +9,7 @@ where it has none.  Severities and groups follow Wireshark's expert model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ._record import record
 from enum import IntEnum
 
 from . import events as ev
@@ -44,7 +44,7 @@ RESPONSE_CODE = "response code"  # rejections, aborts, DIMSE statuses
 REASSEMBLY = "reassembly"  # PDV and object reassembly, capture file damage
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExpertDef:
     id: str
     severity: Severity
@@ -52,7 +52,7 @@ class ExpertDef:
     template: str  # str.format template over the keyword arguments
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExpertInfo:
     """One reported condition."""
 

@@ -22,7 +22,7 @@ Presentation context item, RQ (0x20) / AC (0x21)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ._record import field, record
 
 DICOM_APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 
@@ -128,14 +128,14 @@ def ae_problem(raw: bytes) -> str | None:
 _AE_CHARACTERS = bytes(c for c in range(0x20, 0x7F) if c != 0x5C)
 
 
-@dataclass
+@record
 class PresentationContextRQ:
     id: int
     abstract_syntax: str | None
     transfer_syntaxes: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class PresentationContextAC:
     id: int
     result: int
@@ -146,7 +146,7 @@ class PresentationContextAC:
         return PCTX_RESULTS.get(self.result, f"reserved ({self.result})")
 
 
-@dataclass
+@record
 class RoleSelection:
     sop_class_uid: str
     scu_role: int
@@ -165,7 +165,7 @@ QR_EXTENDED_NEGOTIATION = {
 }
 
 
-@dataclass
+@record
 class ExtendedNegotiation:
     sop_class_uid: str
     application_info: bytes
@@ -180,14 +180,14 @@ class ExtendedNegotiation:
         return {n: v for n, v in zip(names, self.application_info)}
 
 
-@dataclass
+@record
 class CommonExtendedNegotiation:
     sop_class_uid: str
     service_class_uid: str
     related_general_sop_classes: list[str]
 
 
-@dataclass
+@record
 class UserIdentityRQ:
     type: int
     positive_response_requested: int
@@ -199,7 +199,7 @@ class UserIdentityRQ:
         return USER_IDENTITY_TYPES.get(self.type, f"type {self.type}")
 
 
-@dataclass
+@record
 class UserInformation:
     maximum_length: int | None = None
     implementation_class_uid: str | None = None
@@ -262,7 +262,7 @@ class UserInformation:
         return d
 
 
-@dataclass
+@record
 class AAssociate:
     """A-ASSOCIATE-RQ (``is_request``) or -AC."""
 
@@ -286,7 +286,7 @@ class AAssociate:
         return ae_text(self.calling_ae_raw)
 
 
-@dataclass
+@record
 class AAssociateRJ:
     result: int
     source: int
@@ -311,7 +311,7 @@ class AAssociateRJ:
                 "reason": self.reason, "reason_text": self.reason_text}
 
 
-@dataclass
+@record
 class AAbort:
     source: int
     reason: int
