@@ -24,9 +24,8 @@ are unknown.
 
 from __future__ import annotations
 
-from ._record import field, record
-
 from . import pdu as P
+from ._record import field, record
 from .uids import uid_name
 
 REQUESTOR, ACCEPTOR = 0, 1  # = direction of the sender: 0 client to server

@@ -19,13 +19,12 @@ object with some of these methods; the decoder only calls what exists::
 
 from __future__ import annotations
 
-from ._record import field, record, replace
-
 from . import events as E
 from . import expert as X
 from . import pdu as P
 from . import limits as _limits
 from . import status as ST
+from ._record import field, record, replace
 from .association import (
     ABORTED, ACCEPTOR, AWAITING_AC, ENDED, IDLE, OPEN, RELEASED, REJECTED, REQUESTOR, Association,
 )

@@ -14,10 +14,9 @@ one message or direction can leak into another.
 
 from __future__ import annotations
 
-from ._record import field, record
-
 from . import status as st
 from ._pytagwalk import command_elements
+from ._record import field, record
 from .core import command_values
 
 # PS3.7 E.1-1 / E.2-1: command field values

@@ -9,10 +9,10 @@ where it has none.  Severities and groups follow Wireshark's expert model.
 
 from __future__ import annotations
 
-from ._record import record
 from enum import IntEnum
 
 from . import events as ev
+from ._record import record
 
 
 class Severity(IntEnum):
