@@ -206,7 +206,8 @@ def _add_summary(sub) -> None:
     p.add_argument("--head-bytes", type=int, default=65536, metavar="N",
                    help="bytes at the start of each data set that are read for its patient, "
                         "study and series context; the rest is only counted (default 65536; "
-                        "the walk also stops after Series Instance UID (0020,000E))")
+                        "the walk also stops after Series Instance UID (0020,000E), and no "
+                        "byte of a Pixel Data value longer than this is read)")
 
 
 def _add_export(sub) -> None:
