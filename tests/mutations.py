@@ -89,6 +89,16 @@ def with_payload(buf, data: bytes):
     return bytes(eth)
 
 
+def mutated_file(src, mode: str | None, folder, seed: int = 7, rate: float = 0.05):
+    """The capture file ``src`` as a tap in ``mode`` gives it, written into
+    ``folder`` (``src`` itself when ``mode`` is None)."""
+    if mode is None:
+        return src
+    out = folder / f"{mode}_{seed}_{src.name}"
+    out.write_bytes(mutate(src.read_bytes(), mode, seed=seed, rate=rate))
+    return out
+
+
 def mutate(data: bytes, mode: str, seed: int = 7, rate: float = 0.05) -> bytes:
     rnd = random.Random(seed)
     link, pkts = read(data)

@@ -7,7 +7,7 @@ import pytest
 
 from fastdicom import capture, summary
 from fastdicom.decoder import Decoder
-from mutations import mutate
+from mutations import mutated_file
 from test_core_differential import DATA
 
 REAL = ["store_dcmtk", "multi_pdv", "concurrent", "big_store", "store_syntaxes", "query_retrieve",
@@ -32,10 +32,7 @@ def decoded(path, fast: bool, data_limit: int, runs: bool = False):
 @pytest.mark.parametrize("mode", [None, "drop", "reorder", "midstream"])
 @pytest.mark.parametrize("name", REAL)
 def test_short_path_gives_the_general_paths_result(tmp_path, name, mode, data_limit):
-    path = DATA / "real" / f"{name}.pcap"
-    if mode is not None:
-        path = tmp_path / "m.pcap"
-        path.write_bytes(mutate((DATA / "real" / f"{name}.pcap").read_bytes(), mode, seed=2, rate=0.05))
+    path = mutated_file(DATA / "real" / f"{name}.pcap", mode, tmp_path, seed=2, rate=0.05)
     fast = decoded(path, True, data_limit)
     assert fast == decoded(path, False, data_limit)
     # the engine's runs of plain PDUs (EV_PDATA_RUN), by the short path or made

@@ -16,7 +16,7 @@ from fastdicom import _pycore, _pytagwalk, capture, pdu, summary
 from fastdicom.dataset import check_limits, leading_values, walk_syntax
 from fastdicom.decoder import Decoder
 from fastdicom.events import EV_PDATA, EV_PDU
-from mutations import mutate
+from mutations import mutated_file
 from test_core_differential import DATA, load, outcome
 
 _core = pytest.importorskip("fastdicom._core")
@@ -50,10 +50,7 @@ def head_bytes(path, trim: bool, data_limit: int) -> int:
 @pytest.mark.parametrize("mode", [None, "drop", "reorder", "overlap", "dup", "midstream"])
 @pytest.mark.parametrize("name", REAL)
 def test_summary_is_the_same_with_heads_cut(tmp_path, name, mode, data_limit):
-    path = DATA / "real" / f"{name}.pcap"
-    if mode is not None:
-        path = tmp_path / "m.pcap"
-        path.write_bytes(mutate((DATA / "real" / f"{name}.pcap").read_bytes(), mode, seed=5, rate=0.06))
+    path = mutated_file(DATA / "real" / f"{name}.pcap", mode, tmp_path, seed=5, rate=0.06)
     assert summarised(path, True, data_limit) == summarised(path, False, data_limit)
 
 

@@ -394,6 +394,16 @@ cdef int ts_code(const uint8_t *u, Py_ssize_t n) noexcept nogil:
     return 0
 
 
+cdef inline Py_ssize_t item_end(const uint8_t *b, Py_ssize_t p, Py_ssize_t n) noexcept nogil:
+    """Where the item or sub-item at ``b[p]`` ends (type, reserved byte,
+    2-byte big-endian length, value: PS3.8 9.3), or -1 when it runs past ``n``."""
+    cdef Py_ssize_t e
+    if p + 4 > n:
+        return -1
+    e = p + 4 + be16(b + p + 2)
+    return e if e <= n else -1
+
+
 cdef bint ac_syntaxes(const uint8_t *b, Py_ssize_t n, uint8_t *out) noexcept nogil:
     """Read what an A-ASSOCIATE-AC body (after the 6-byte PDU header) accepts
     into ``out[context ID]``: ``ts_code`` of its transfer syntax, or 0 when
@@ -412,10 +422,8 @@ cdef bint ac_syntaxes(const uint8_t *b, Py_ssize_t n, uint8_t *out) noexcept nog
     memset(out, 0, 256)
     memset(seen, 0, 256)
     while p < n:
-        if p + 4 > n:
-            return False
-        e = p + 4 + be16(b + p + 2)
-        if e > n:
+        e = item_end(b, p, n)
+        if e < 0:
             return False
         if b[p] == 0x21:
             items += 1
@@ -428,10 +436,8 @@ cdef bint ac_syntaxes(const uint8_t *b, Py_ssize_t n, uint8_t *out) noexcept nog
             code = 0
             plain = True
             while q < e:
-                if q + 4 > e:
-                    return False
-                qe = q + 4 + be16(b + q + 2)
-                if qe > e:
+                qe = item_end(b, q, e)
+                if qe < 0:
                     return False
                 if b[q] == 0x40:
                     n_ts += 1

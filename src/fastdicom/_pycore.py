@@ -135,6 +135,15 @@ _VR_LONG = frozenset(v.encode() for v in (
     "OD", "OF", "OL", "OV", "SV", "UC", "UR", "UT", "UV", "OB", "OW", "UN", "SQ"))
 
 
+def _item_end(b, p, n) -> int:
+    """Where the item or sub-item at ``b[p]`` ends (type, reserved byte,
+    2-byte big-endian length, value: PS3.8 9.3), or -1 when it runs past ``n``."""
+    if p + 4 > n:
+        return -1
+    e = p + 4 + _u16be(b, p + 2)
+    return e if e <= n else -1
+
+
 def ac_transfer_syntaxes(body):
     """What an A-ASSOCIATE-AC body (after the 6-byte PDU header) accepts:
     {context ID: 1 + walk syntax (0 implicit VR LE, 1 explicit VR LE, 2
@@ -154,10 +163,8 @@ def ac_transfer_syntaxes(body):
     items = 0
     p = 68
     while p < n:
-        if p + 4 > n:
-            return None
-        e = p + 4 + _u16be(body, p + 2)
-        if e > n:
+        e = _item_end(body, p, n)
+        if e < 0:
             return None
         if body[p] == 0x21:
             items += 1
@@ -170,10 +177,8 @@ def ac_transfer_syntaxes(body):
             code = 0
             plain = True
             while q < e:
-                if q + 4 > e:
-                    return None
-                qe = q + 4 + _u16be(body, q + 2)
-                if qe > e:
+                qe = _item_end(body, q, e)
+                if qe < 0:
                     return None
                 if body[q] == 0x40:
                     n_ts += 1
