@@ -29,6 +29,7 @@ import socket
 from array import array
 from collections import OrderedDict, deque
 
+from ._pytagwalk import VR_CLASS, VRK_INVALID, VRK_SHORT, VRK_SQ
 from .errors import CaptureFormatError
 from .events import *  # noqa: F401,F403  (event kinds, flags, expert codes)
 from .events import (
@@ -128,11 +129,6 @@ def _plain_piece(piece, pdu_len) -> bool:
 # --------------------------------------- data set heads cut (trim_heads)
 AC_NONE, AC_KNOWN, AC_UNSURE = 0, 1, 2  # _Flow.ac_state (see Engine._heads_pdu)
 _TS_CODES = {b"1.2.840.10008.1.2": 1, b"1.2.840.10008.1.2.1": 2, b"1.2.840.10008.1.2.2": 3}
-_VR_SHORT = frozenset(v.encode() for v in (
-    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO",
-    "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"))
-_VR_LONG = frozenset(v.encode() for v in (
-    "OD", "OF", "OL", "OV", "SV", "UC", "UR", "UT", "UV", "OB", "OW", "UN", "SQ"))
 
 
 def _item_end(b, p, n) -> int:
@@ -218,7 +214,7 @@ def data_set_head_cut(head, syntax, limit) -> int:
     order = "big" if big else "little"
     p = 0
     while True:
-        vr = None
+        vrk = VRK_INVALID
         if syntax == 0:
             if p + 8 > n:
                 return -1
@@ -227,19 +223,19 @@ def data_set_head_cut(head, syntax, limit) -> int:
         else:
             if p + 6 > n:
                 return -1
-            vr = bytes(b[p + 4:p + 6])
-            if vr in _VR_SHORT:
+            vrk = VR_CLASS.get((b[p + 4] << 8) | b[p + 5], VRK_INVALID)
+            if vrk == VRK_INVALID:
+                return -1
+            if vrk == VRK_SHORT:
                 if p + 8 > n:
                     return -1
                 vl = int.from_bytes(b[p + 6:p + 8], order)
                 vo = p + 8
-            elif vr in _VR_LONG:
+            else:
                 if p + 12 > n:
                     return -1
                 vl = int.from_bytes(b[p + 8:p + 12], order)
                 vo = p + 12
-            else:
-                return -1
         tag = (int.from_bytes(b[p:p + 2], order) << 16) | int.from_bytes(b[p + 2:p + 4], order)
         if vl == 0xFFFFFFFF or (tag >> 16) == 0xFFFE:
             return -1
@@ -247,7 +243,7 @@ def data_set_head_cut(head, syntax, limit) -> int:
         if end <= n:
             p = end
             continue
-        if tag == 0x7FE00010 and end > limit and vr != b"SQ":
+        if tag == 0x7FE00010 and end > limit and (syntax == 0 or vrk != VRK_SQ):
             return vo
         return -1
 
