@@ -251,11 +251,7 @@ def record_text(rec: dict, key: str) -> tuple:
     """
     global _value_text
     if _value_text is None:
-        from .core import PURE_PYTHON
-        if PURE_PYTHON:
-            from ._pyjsontext import value_text as _value_text
-        else:
-            from ._jsontext import value_text as _value_text
+        _value_text = _json_writer().value_text
     text = _value_text(rec, 2)
     v = rec[key]
     if v is None:
@@ -606,34 +602,33 @@ def write_json(doc, out) -> None:
            ],
            ...
     """
+    writer = _json_writer()
+    if isinstance(doc, dict) and any(isinstance(v, RecordList) for v in doc.values()):
+        # records in a spill (build() makes RecordLists only then): the
+        # document is laid out expanded, a list of records in it
+        _write_spilled(doc, out, writer.value_text)
+    else:
+        writer.write_json(doc, out)
+
+
+def _json_writer():
+    """The JSON writer: ``_jsontext``, or its pure-Python twin."""
     from .core import PURE_PYTHON
     if PURE_PYTHON:
-        from ._pyjsontext import write_json as write
+        from . import _pyjsontext as writer
     else:
-        from ._jsontext import write_json as write
-    if isinstance(doc, dict) and any(isinstance(v, RecordList) for v in doc.values()):
-        # records in a file (build() makes RecordLists only then): the document
-        # is laid out expanded, a list of records in it
-        _write_spilled(doc, out, write)
-    else:
-        write(doc, out)
+        from . import _jsontext as writer
+    return writer
 
 
-def _write_spilled(doc: dict, out, write) -> None:
+def _write_spilled(doc: dict, out, value_text) -> None:
     """``write_json`` for a document holding ``RecordList``s: the same
     characters, written one top-level member and one batch of records at a
-    time.  A value at depth d is what the writer gives for it alone, its
-    lines after the first indented by d spaces (JSON text has no other line
-    breaks); a list's records each take their own lines, so a batch of them
-    is the inside of the list the writer gives for the batch."""
-    import io
+    time.  A value at depth 1 is what ``value_text`` gives for it; a list's
+    records each take their own lines, so a batch of them is the inside of
+    the list it gives for the batch."""
     import itertools
     import json
-
-    def text(v, pad: str) -> str:
-        buf = io.StringIO()
-        write(v, buf)
-        return buf.getvalue()[:-1].replace("\n", "\n" + pad)
 
     sep = "{\n "
     for k, v in doc.items():
@@ -655,11 +650,11 @@ def _write_spilled(doc: dict, out, write) -> None:
                 batch = list(itertools.islice(records, 512))
                 if not batch:
                     break
-                out.write(lead + text(batch, " ")[4:-3])  # "[\n  " ... "\n ]"
+                out.write(lead + value_text(batch, 1)[4:-3])  # "[\n  " ... "\n ]"
                 lead = ",\n  "
             out.write("\n ]")
         else:
-            out.write(text(v, " "))
+            out.write(value_text(v, 1))
     out.write("\n}\n")
 
 
