@@ -408,11 +408,11 @@ cdef bint ac_syntaxes(const uint8_t *b, Py_ssize_t n, uint8_t *out) noexcept nog
     """Read what an A-ASSOCIATE-AC body (after the 6-byte PDU header) accepts
     into ``out[context ID]``: ``ts_code`` of its transfer syntax, or 0 when
     the context is not accepted (its result is not 0), names no transfer
-    syntax or more than one, has another sub-item, or is answered twice.  False (``out``
-    then means nothing) unless every item and sub-item lies whole inside its
-    parent and there are at most 256 presentation context items
-    (``pdu.MAX_CONTEXTS``): the decoder's ``pdu.decode_associate`` then reads
-    the same transfer syntax for every context this gives one."""
+    syntax or more than one, has another sub-item, or is answered twice.
+    False (``out`` then means nothing) unless every item and sub-item lies
+    whole inside its parent and there are at most 256 presentation context
+    items (``pdu.MAX_CONTEXTS``): the decoder's ``pdu.decode_associate``
+    then reads the same transfer syntax for every context this gives one."""
     cdef Py_ssize_t p = 68, s, e, q, qe
     cdef int items = 0, n_ts, code, cid
     cdef bint plain
@@ -2693,13 +2693,11 @@ cdef class Engine:
             # the first PDV of a data set: its head is cut where no walk of it
             # looks further (head_cut), and no later PDV of it hands bytes out
             syntax = fl.ctx_syntax[d.pdv_ctx]
-            if syntax:
-                cut = head_cut(d.dmem if d.dmem != NULL else <uint8_t *>_bytes_str(d.dobj), d.dlen,
-                               syntax - 1, self.data_limit)
-                if cut > 0:
-                    d.dlen = lmin(d.dlen, cut)
-                else:
-                    cut = 0
+            if syntax:  # (a cut lies inside the bytes walked: 0 < cut <= dlen)
+                cut = lmax(0, head_cut(d.dmem if d.dmem != NULL else <uint8_t *>_bytes_str(d.dobj), d.dlen,
+                                       syntax - 1, self.data_limit))
+                if cut:
+                    d.dlen = cut
         self._cut_piece(fl, side, d)
         if not d.pdv_mch & 1:
             ctx = d.pdv_ctx

@@ -1890,9 +1890,10 @@ class Engine:
             # looks further (data_set_head_cut), and no later PDV of it hands
             # bytes out
             syntax = fl.ctx_syntax.get(d.pdv_ctx)
-            if syntax:
+            if syntax:  # (a cut lies inside the bytes walked: 0 < cut <= len(dbuf))
                 cut = max(0, data_set_head_cut(d.dbuf, syntax - 1, self.data_limit))
-                del d.dbuf[cut or len(d.dbuf):]
+                if cut:
+                    del d.dbuf[cut:]
         self._cut_piece(fl, side, d)
         if not d.pdv_mch & 1:
             ctx = d.pdv_ctx

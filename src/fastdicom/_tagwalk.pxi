@@ -426,14 +426,6 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
 
 
-cdef inline unsigned int _le16(const unsigned char *p) noexcept nogil:
-    return p[0] | (p[1] << 8)
-
-
-cdef inline unsigned int _le32(const unsigned char *p) noexcept nogil:
-    return p[0] | (p[1] << 8) | (p[2] << 16) | (<unsigned int>p[3] << 24)
-
-
 def command_values(const unsigned char[::1] buf, dict spec):
     """The values of a command set's elements that ``spec`` names: see
     ``_pytagwalk.command_values``."""
@@ -448,9 +440,9 @@ def command_values(const unsigned char[::1] buf, dict spec):
         if n - p < 8:
             stop = ("dicom.data.tag.missing", {"what": "command set"})
             break
-        group = _le16(b + p)
-        elem = _le16(b + p + 2)
-        ln = _le32(b + p + 4)
+        group = le16(b + p)
+        elem = le16(b + p + 2)
+        ln = le32(b + p + 4)
         if group != 0:
             stop = ("dicom.command.malformed", {"why": f"element ({group:04x},{elem:04x}) outside group 0000"})
             break
@@ -463,13 +455,13 @@ def command_values(const unsigned char[::1] buf, dict spec):
             vo = p + 8
             wrong = False
             if vr == "US":
-                val = _le16(b + vo) if ln >= 2 else None
+                val = le16(b + vo) if ln >= 2 else None
                 wrong = ln != 2
             elif vr == "UL":
-                val = _le32(b + vo) if ln >= 4 else None
+                val = le32(b + vo) if ln >= 4 else None
                 wrong = ln != 4
             elif vr == "AT":
-                val = [(_le16(b + vo + i), _le16(b + vo + i + 2)) for i in range(0, <Py_ssize_t>ln - 3, 4)]
+                val = [(le16(b + vo + i), le16(b + vo + i + 2)) for i in range(0, <Py_ssize_t>ln - 3, 4)]
                 wrong = ln % 4 != 0
             else:
                 val = PyUnicode_DecodeASCII(<const char *>(b + vo), ln, "replace").rstrip("\x00 ").lstrip(" ")

@@ -216,6 +216,13 @@ def _read_chunk(name: str, call):
         raise CaptureReadError(f"{name}: {exc.strerror or exc}") from None
 
 
+def _read_ahead(impl, f, info: CaptureInfo, engine=None):
+    """``impl.ReadAhead`` (``_filereader``'s or its twin's) over the regular
+    file ``f``: READ_AHEAD_DEPTH chunks of READ_CHUNK bytes (of the file's
+    size, when it is smaller), walked through ``engine`` if given."""
+    return impl.ReadAhead(f.fileno(), min(READ_CHUNK, max(info.size, 1)), READ_AHEAD_DEPTH, engine=engine)
+
+
 def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool | None = None):
     """Yield the capture's bytes in chunks: memoryviews of reused buffers,
     each released once the consumer is done with it.  ``read_ahead``: read
@@ -227,9 +234,7 @@ def _chunks(name: str, info: CaptureInfo, chunk: int = CHUNK, read_ahead: bool |
             return
         if read_ahead is None:
             read_ahead = read_ahead_default()
-        size = min(READ_CHUNK, max(info.size, 1))
-        impl = _reader if read_ahead else _pyfilereader
-        with impl.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH) as reader:
+        with _read_ahead(_reader if read_ahead else _pyfilereader, f, info) as reader:
             while True:
                 part = _read_chunk(name, reader.next_chunk)
                 if part is None:
@@ -276,8 +281,7 @@ def start_walk(name: str, info: CaptureInfo, engine, read_ahead: bool | None = N
         if not regular:
             opened.close()
             return None
-        size = min(READ_CHUNK, max(info.size, 1))
-        reader = _reader.ReadAhead(f.fileno(), size, READ_AHEAD_DEPTH, engine=engine)
+        reader = _read_ahead(_reader, f, info, engine)
     except BaseException:
         opened.close()
         raise

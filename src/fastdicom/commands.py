@@ -226,7 +226,6 @@ class FileOutput:
         if raise_error:
             self._check()
 
-
     def _end_written_over(self, ok: bool):
         """A file written over (``written_over``): cut to its new content; if
         the command failed before writing, left as it was, or removed if this
